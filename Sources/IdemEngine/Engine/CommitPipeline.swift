@@ -1,0 +1,315 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Orders, logs and applies every write. The heart of the write path.
+///
+/// Each commit runs, under `lock`: read the key's current entry (for a
+/// read-modify-write), let the caller decide, assign sequence numbers,
+/// encode the WAL record. What happens next depends on the durability:
+///
+/// - `.always` — group commit. The record joins `pending`; the commit thread
+///   takes everything pending at once, writes it with one append, syncs once,
+///   applies it to the memtable and completes every waiter in the group.
+///   While a group syncs, the next one gathers. Writers never block a thread
+///   (they hold a `CommitWaiter`), so an event loop can issue writes freely.
+/// - `.everysec` / `.never` — the caller appends its record to the log
+///   itself (a write to the OS page cache, no sync) and applies it at once;
+///   `.everysec` has a thread sync the log about once a second.
+///
+/// Invariants:
+/// - Sequence numbers are assigned, and records enter the log, in one order:
+///   the order of commits under `lock`.
+/// - Readers see only what is acknowledgeable: under `.always` an entry
+///   reaches the memtable only after its group is synced. Until then it sits
+///   in `overlay`, which read-modify-writes consult first, so two updates of
+///   one key are linearizable even while the first awaits its sync.
+/// - After a log failure, every later pending record fails too (it may have
+///   read the failed one through `overlay`). A failed sync, or a log whose
+///   on-disk state is uncertain, turns the pipeline read-only for good: an
+///   fsync is never retried (after a failed fsync the kernel may have
+///   dropped the dirty pages; a retry that "succeeds" proves nothing).
+final class CommitPipeline: Sendable {
+    struct PendingGroup {
+        var log = LogBuffer()
+        var entries: [(key: [UInt8], entry: MemtableEntry)] = []
+        var waiters: [CommitWaiter] = []
+
+        var isEmpty: Bool { waiters.isEmpty }
+
+        mutating func removeAll() {
+            log.removeAll()
+            entries.removeAll(keepingCapacity: true)
+            waiters.removeAll(keepingCapacity: true)
+        }
+    }
+
+    struct State {
+        var nextSequence: UInt64
+        var pending = PendingGroup()
+        var spare = PendingGroup()
+        var overlay: [[UInt8]: MemtableEntry] = [:]
+        var inlineBuffer = LogBuffer()
+        var failure: EngineError?
+        var closing = false
+        var closed = false
+        var backgroundThreads = 0
+        /// Written to the OS since the last sync (`.everysec`).
+        var unsynced = false
+    }
+
+    let memtable: Memtable
+    let options: EngineOptions
+    let counters: EngineCounters
+    private let lock = ConditionLock()
+    /// Guarded by `lock`.
+    nonisolated(unsafe) private var state: State
+    /// Under `.always` used only by the commit thread; otherwise only with
+    /// `lock` held (the periodic syncer takes `currentFile` under it).
+    nonisolated(unsafe) private let logWriter: LogWriter
+
+    init(memtable: Memtable, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters) {
+        self.memtable = memtable
+        self.logWriter = logWriter
+        self.options = options
+        self.counters = counters
+        self.state = State(nextSequence: nextSequence)
+        switch options.durability {
+        case .always:
+            state.backgroundThreads = 1
+            spawnThread(name: "idem-commit") { [self] in commitLoop() }
+        case .everysec:
+            state.backgroundThreads = 1
+            spawnThread(name: "idem-sync") { [self] in periodicSyncLoop() }
+        case .never:
+            break
+        }
+    }
+
+    var lastSequence: UInt64 { lock.withLock { state.nextSequence - 1 } }
+    var readOnlyReason: String? {
+        lock.withLock {
+            if case .readOnly(let reason) = state.failure { return reason }
+            return nil
+        }
+    }
+    var currentSegment: UInt64 { lock.withLock { logWriter.segmentNumber } }
+
+    /// Commits the batch `decide` returns, after showing it the current
+    /// entry for `key` (pending writes included). `decide` runs with the
+    /// commit lock held: it must be quick and must not call the engine.
+    ///
+    /// Returns `decide`'s result and, when the write is not yet durable, the
+    /// waiter that completes when it is.
+    func commit<R>(reading key: [UInt8]?, _ decide: (MemtableEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
+        lock.lock()
+        var locked = true
+        defer { if locked { lock.unlock() } }
+
+        if let failure = state.failure { throw failure }
+        if state.closing { throw EngineError.closed }
+
+        var current: MemtableEntry?
+        var readPending = false
+        if let key {
+            if let pending = state.overlay[key] {
+                current = pending
+                readPending = true
+            } else {
+                current = memtable.get(key)
+            }
+        }
+        let (batch, result) = try decide(current)
+
+        if batch.isEmpty {
+            // A decision based on a write that is not yet durable must not
+            // be reported before that write is: wait for the next group.
+            guard readPending else { return (result, nil) }
+            let waiter = CommitWaiter()
+            state.pending.waiters.append(waiter)
+            lock.broadcast()
+            return (result, waiter)
+        }
+        try batch.validate(options)
+
+        let first = state.nextSequence
+        if options.durability == .always {
+            try encode(batch, firstSequence: first, into: &state.pending.log)
+            state.nextSequence += UInt64(batch.count)
+            for (index, operation) in batch.operations.enumerated() {
+                let entry = Self.entry(for: operation, sequence: first + UInt64(index))
+                state.pending.entries.append((operation.key, entry))
+                state.overlay[operation.key] = entry
+            }
+            let waiter = CommitWaiter()
+            state.pending.waiters.append(waiter)
+            lock.broadcast()
+            return (result, waiter)
+        }
+
+        state.inlineBuffer.removeAll()
+        try encode(batch, firstSequence: first, into: &state.inlineBuffer)
+        do throws(LogWriter.Failure) {
+            try logWriter.append(&state.inlineBuffer)
+        } catch {
+            throw recordLogFailure(error)
+        }
+        countAppend(state.inlineBuffer)
+        state.nextSequence += UInt64(batch.count)
+        state.unsynced = true
+        memtable.apply(batch.operations.indices.lazy.map { index in
+            Self.entry(for: batch.operations[index], sequence: first + UInt64(index))
+        })
+        counters.commitsAcknowledged.add(1, ordering: .relaxed)
+        lock.unlock()
+        locked = false
+        return (result, nil)
+    }
+
+    private func encode(_ batch: WriteBatch, firstSequence: UInt64, into buffer: inout LogBuffer) throws(EngineError) {
+        let length = buffer.appendRecord(type: .writeBatch) { bytes in
+            BatchCodec.encode(batch, firstSequence: firstSequence, into: &bytes)
+        }
+        if length > options.maxBatchBytes {
+            buffer.removeLastRecord()
+            throw .batchTooLarge(size: length, limit: options.maxBatchBytes)
+        }
+    }
+
+    private static func entry(for operation: WriteBatch.Operation, sequence: UInt64) -> MemtableEntry {
+        MemtableEntry.make(kind: operation.kind, key: operation.key, value: operation.value,
+                           expiresAt: operation.expiresAt ?? 0, sequence: sequence)
+    }
+
+    /// Turns a log failure into the error callers see; an unrecoverable one
+    /// also makes the pipeline read-only. Call with `lock` held.
+    private func recordLogFailure(_ failure: LogWriter.Failure) -> EngineError {
+        counters.writeFailures.add(1, ordering: .relaxed)
+        switch failure {
+        case .writeFailed(let io):
+            return .io(io)
+        case .unrecoverable(let io):
+            let error = EngineError.readOnly(reason: "\(io)")
+            state.failure = error
+            return error
+        }
+    }
+
+    private func countAppend(_ buffer: LogBuffer) {
+        counters.walAppends.add(1, ordering: .relaxed)
+        counters.walRecords.add(buffer.records.count, ordering: .relaxed)
+        counters.walBytes.add(buffer.bytes.count, ordering: .relaxed)
+    }
+
+    private func timedSync(_ file: any WritableFile) throws(IOFailure) {
+        let start = monotonicNanoseconds()
+        try file.sync()
+        counters.walSyncs.add(1, ordering: .relaxed)
+        counters.walSyncNanoseconds.add(Int(monotonicNanoseconds() - start), ordering: .relaxed)
+    }
+
+    // MARK: - Group commit (`.always`)
+
+    private func commitLoop() {
+        lock.lock()
+        while true {
+            while state.pending.isEmpty && !state.closing { lock.wait() }
+            if state.pending.isEmpty { break }
+            var group = state.pending
+            state.pending = state.spare
+            state.spare = PendingGroup()
+            lock.unlock()
+
+            var failure: LogWriter.Failure?
+            if !group.log.isEmpty {
+                do throws(LogWriter.Failure) {
+                    try logWriter.append(&group.log)
+                    countAppend(group.log)
+                    do { try timedSync(logWriter.currentFile) } catch { throw .unrecoverable(error) }
+                } catch {
+                    failure = error
+                }
+            }
+
+            lock.lock()
+            if let failure {
+                let error = recordLogFailure(failure)
+                var later = state.pending
+                state.pending = PendingGroup()
+                state.overlay.removeAll()
+                lock.unlock()
+                for waiter in group.waiters + later.waiters { waiter.complete(.failure(error)) }
+                later.removeAll()
+                lock.lock()
+                continue
+            }
+            memtable.apply(group.entries.lazy.map(\.entry))
+            for (key, entry) in group.entries where state.overlay[key] === entry {
+                state.overlay[key] = nil
+            }
+            counters.commitsAcknowledged.add(group.waiters.count, ordering: .relaxed)
+            lock.unlock()
+            for waiter in group.waiters { waiter.complete(.success(())) }
+            group.removeAll()
+            lock.lock()
+            if state.spare.log.bytes.capacity < group.log.bytes.capacity { state.spare = group }
+        }
+        state.backgroundThreads -= 1
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    // MARK: - Periodic sync (`.everysec`)
+
+    private func periodicSyncLoop() {
+        let interval: UInt64 = 1_000_000_000
+        var lastSync = monotonicNanoseconds()
+        lock.lock()
+        while !state.closing {
+            let elapsed = monotonicNanoseconds() - lastSync
+            if elapsed < interval {
+                lock.wait(nanoseconds: interval - elapsed)
+                continue
+            }
+            lastSync = monotonicNanoseconds()
+            guard state.unsynced, state.failure == nil else { continue }
+            state.unsynced = false
+            let file = logWriter.currentFile
+            lock.unlock()
+            do {
+                try timedSync(file)
+                lock.lock()
+            } catch {
+                lock.lock()
+                _ = recordLogFailure(.unrecoverable(error))
+            }
+        }
+        state.backgroundThreads -= 1
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    // MARK: - Shutdown
+
+    /// Refuses new writes, lets pending ones finish, syncs the log and
+    /// closes it. Blocks until done; safe to call more than once.
+    func close() throws(EngineError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !state.closed else { return }
+        state.closing = true
+        lock.broadcast()
+        while state.backgroundThreads > 0 { lock.wait() }
+        state.closed = true
+        defer { logWriter.close() }
+        if state.failure == nil {
+            do { try timedSync(logWriter.currentFile) } catch { throw .io(error) }
+        }
+    }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}

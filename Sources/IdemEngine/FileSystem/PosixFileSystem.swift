@@ -1,0 +1,189 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `errno` names and messages, kept here so only this file talks to libc
+/// about errors.
+public enum ErrorNumber {
+    public static let noSpace = ENOSPC
+    public static let io = EIO
+    public static let notFound = ENOENT
+    public static let wouldBlock = EWOULDBLOCK
+
+    public static func describe(_ code: Int32) -> String {
+        guard let message = strerror(code) else { return "errno \(code)" }
+        return String(cString: message)
+    }
+}
+
+/// The real file system, through POSIX calls.
+public struct PosixFileSystem: FileSystem {
+    public init() {}
+
+    public func createDirectory(_ path: String) throws(IOFailure) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw IOFailure(operation: "mkdir", path: prefix, code: errno)
+            }
+            prefix += "/"
+        }
+    }
+
+    public func listDirectory(_ path: String) throws(IOFailure) -> [String] {
+        guard let directory = opendir(path) else {
+            throw IOFailure(operation: "opendir", path: path, code: errno)
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func fileExists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    public func readFile(_ path: String) throws(IOFailure) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
+        defer { _ = Glibc.close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw IOFailure(operation: "fstat", path: path, code: errno) }
+        let size = Int(status.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        var failure: Int32 = 0
+        bytes.withUnsafeMutableBytes { buffer in
+            while done < size {
+                let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        if failure != 0 { throw IOFailure(operation: "read", path: path, code: failure) }
+        if done < size { bytes.removeLast(size - done) }
+        return bytes
+    }
+
+    public func openForAppending(_ path: String) throws(IOFailure) -> any WritableFile {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            let code = errno
+            _ = Glibc.close(fd)
+            throw IOFailure(operation: "fstat", path: path, code: code)
+        }
+        return PosixWritableFile(fd: fd, path: path, size: Int64(status.st_size))
+    }
+
+    public func removeFile(_ path: String) throws(IOFailure) {
+        guard unlink(path) == 0 else { throw IOFailure(operation: "unlink", path: path, code: errno) }
+    }
+
+    public func rename(_ source: String, to destination: String) throws(IOFailure) {
+        guard Glibc.rename(source, destination) == 0 else {
+            throw IOFailure(operation: "rename", path: "\(source) -> \(destination)", code: errno)
+        }
+    }
+
+    public func syncDirectory(_ path: String) throws(IOFailure) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
+        defer { _ = Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw IOFailure(operation: "fsync", path: path, code: errno) }
+    }
+
+    public func lockFile(_ path: String) throws(IOFailure) -> any DirectoryLock {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            _ = Glibc.close(fd)
+            throw IOFailure(operation: "lock (is another process using this directory?)", path: path, code: code)
+        }
+        return PosixDirectoryLock(fd: fd)
+    }
+}
+
+private final class PosixDirectoryLock: DirectoryLock {
+    private let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    func release() {
+        // Closing the descriptor drops the flock; a second release is a no-op
+        // at the kernel (EBADF), which is harmless here.
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Invariant: `size` is the offset of the next append; bytes beyond it were
+/// truncated away. Calls are serialised by the owner (see `WritableFile`).
+private final class PosixWritableFile: WritableFile, @unchecked Sendable {
+    // @unchecked: mutable state is touched only by the single owner, which
+    // serialises calls as the protocol requires.
+    let path: String
+    private let fd: Int32
+    private var offset: Int64
+    private var closed = false
+
+    init(fd: Int32, path: String, size: Int64) {
+        self.fd = fd
+        self.path = path
+        self.offset = size
+    }
+
+    deinit { close() }
+
+    var size: Int64 { offset }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws(IOFailure) {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOFailure(operation: "write", path: path, code: errno)
+            }
+            done += n
+            offset += Int64(n)
+        }
+    }
+
+    func sync() throws(IOFailure) {
+        #if canImport(Darwin)
+        let result = fcntl(fd, F_FULLFSYNC)
+        #else
+        let result = fdatasync(fd)
+        #endif
+        guard result == 0 else { throw IOFailure(operation: "fdatasync", path: path, code: errno) }
+    }
+
+    func truncate(to length: Int64) throws(IOFailure) {
+        guard ftruncate(fd, off_t(length)) == 0 else {
+            throw IOFailure(operation: "ftruncate", path: path, code: errno)
+        }
+        offset = length
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        _ = Glibc.close(fd)
+    }
+}

@@ -1,0 +1,68 @@
+/// The newest version of every recently written key, in key order.
+///
+/// Concurrency design: one writer at a time (the engine's commit path
+/// serialises all writes), any number of concurrent readers. A reader-writer
+/// lock separates them; the write lock is held only for in-memory tree
+/// updates (never across I/O), and a whole batch is applied under one
+/// acquisition, so readers see a batch entirely or not at all. Entries are
+/// immutable, so a reader may keep an entry after the lock is released.
+///
+/// Invariant: for each key the tree holds the entry with the highest
+/// sequence number applied so far (tombstones included: a deletion must
+/// shadow older versions that later live in SSTables).
+final class Memtable: Sendable {
+    private let lock = ReadWriteLock()
+    nonisolated(unsafe) private var tree = AdaptiveRadixTree<MemtableEntry>()
+    nonisolated(unsafe) private var footprint = 0
+
+    init() {}
+
+    func get(_ key: UnsafeRawBufferPointer) -> MemtableEntry? {
+        lock.withReadLock { tree.find(key) }
+    }
+
+    func get(_ key: [UInt8]) -> MemtableEntry? {
+        key.withUnsafeBytes { get($0) }
+    }
+
+    /// Applies entries in order, atomically with respect to readers.
+    func apply<Entries: Sequence<MemtableEntry>>(_ entries: Entries) {
+        lock.withWriteLock {
+            for entry in entries { insertLocked(entry) }
+        }
+    }
+
+    func apply(_ entry: MemtableEntry) {
+        lock.withWriteLock { insertLocked(entry) }
+    }
+
+    private func insertLocked(_ entry: MemtableEntry) {
+        footprint += entry.approximateFootprint
+        if let previous = tree.insert(entry) {
+            footprint -= previous.approximateFootprint
+        }
+    }
+
+    /// Up to `limit` entries (tombstones and expired ones included: the
+    /// caller filters) whose keys start with `prefix`, from `lowerBound` on.
+    func entries(prefix: [UInt8], from lowerBound: [UInt8]? = nil, limit: Int = .max) -> [MemtableEntry] {
+        var result: [MemtableEntry] = []
+        lock.withReadLock {
+            tree.forEach(prefix: prefix, from: lowerBound) { entry in
+                result.append(entry)
+                return result.count < limit
+            }
+        }
+        return result
+    }
+
+    /// Every entry in key order, for checkpointing.
+    func allEntries() -> [MemtableEntry] {
+        entries(prefix: [])
+    }
+
+    var count: Int { lock.withReadLock { tree.count } }
+
+    /// Approximate bytes held, for flush decisions and statistics.
+    var approximateBytes: Int { lock.withReadLock { footprint } }
+}

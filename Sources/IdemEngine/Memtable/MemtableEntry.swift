@@ -1,0 +1,74 @@
+/// Whether an entry holds a value or records a deletion.
+public enum EntryKind: UInt8, Sendable {
+    case value = 1
+    case tombstone = 2
+}
+
+struct MemtableEntryHeader {
+    var sequence: UInt64
+    /// Milliseconds since the Unix epoch; 0 means "never expires".
+    var expiresAt: Int64
+    var keyCount: Int32
+    var valueCount: Int32
+    var kind: EntryKind
+}
+
+/// One version of one key: header plus key and value bytes in a single
+/// allocation (the key first, then the value).
+///
+/// Invariant: immutable after `make` returns, which is what lets a reader
+/// keep using an entry after releasing the memtable's lock.
+final class MemtableEntry: ManagedBuffer<MemtableEntryHeader, UInt8>, RadixTreeLeaf {
+
+    static func make(kind: EntryKind, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                     expiresAt: Int64, sequence: UInt64) -> MemtableEntry {
+        let buffer = MemtableEntry.create(minimumCapacity: key.count + value.count) { _ in
+            MemtableEntryHeader(sequence: sequence, expiresAt: expiresAt, keyCount: Int32(key.count),
+                                valueCount: Int32(value.count), kind: kind)
+        }
+        buffer.withUnsafeMutablePointerToElements { elements in
+            let raw = UnsafeMutableRawPointer(elements)
+            if key.count > 0 { raw.copyMemory(from: key.baseAddress!, byteCount: key.count) }
+            if value.count > 0 { (raw + key.count).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+        }
+        return unsafeDowncast(buffer, to: MemtableEntry.self)
+    }
+
+    static func make(kind: EntryKind, key: [UInt8], value: [UInt8], expiresAt: Int64, sequence: UInt64) -> MemtableEntry {
+        key.withUnsafeBytes { k in value.withUnsafeBytes { v in
+            make(kind: kind, key: k, value: v, expiresAt: expiresAt, sequence: sequence)
+        } }
+    }
+
+    var sequence: UInt64 { header.sequence }
+    var expiresAt: Int64 { header.expiresAt }
+    var kind: EntryKind { header.kind }
+    var isTombstone: Bool { header.kind == .tombstone }
+
+    /// True when the entry has an expiry at or before `now`: from that
+    /// millisecond on it is invisible to readers.
+    @inline(__always)
+    func isExpired(at now: Int64) -> Bool {
+        header.expiresAt != 0 && header.expiresAt <= now
+    }
+
+    func withKey<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let count = Int(header.keyCount)
+        return try withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: count)) }
+    }
+
+    func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let keyCount = Int(header.keyCount)
+        let valueCount = Int(header.valueCount)
+        return try withUnsafeMutablePointerToElements {
+            try body(UnsafeRawBufferPointer(start: $0 + keyCount, count: valueCount))
+        }
+    }
+
+    var key: [UInt8] { withKey { Array($0) } }
+    var value: [UInt8] { withValue { Array($0) } }
+
+    /// Bytes this entry holds in memory, roughly: payload plus header and
+    /// object overhead. Drives the memtable's size accounting.
+    var approximateFootprint: Int { Int(header.keyCount) + Int(header.valueCount) + 64 }
+}

@@ -1,0 +1,110 @@
+/// Reads one WAL segment from its bytes and classifies any damage.
+///
+/// A record that fails validation is a *torn tail* when no valid record
+/// starts anywhere after it (a crash cut the last write short), and
+/// *corruption* when one does (bytes in the middle of the log changed).
+/// Recovery may truncate a torn tail of the newest segment; corruption is
+/// never silently skipped.
+struct LogSegmentScan {
+    struct Record {
+        var offset: Int
+        var type: LogFormat.RecordType
+        var payload: Range<Int>
+    }
+
+    enum Damage: Equatable {
+        /// The file is shorter than a segment header.
+        case missingHeader
+        case badHeader(String)
+        /// Bytes from `offset` to the end hold no valid record.
+        case tornTail(offset: Int)
+        /// Bytes `offset..<resumeOffset` are invalid, and a valid record
+        /// starts at `resumeOffset`.
+        case corruption(offset: Int, resumeOffset: Int, reason: String)
+    }
+
+    var records: [Record] = []
+    /// Damage found, in file order. With `salvage` the scan continues past
+    /// corruption; without, it stops at the first.
+    var damage: [Damage] = []
+    /// End of the last valid record (or of the header).
+    var validEnd = 0
+
+    /// Scans `bytes`, the contents of segment `number`.
+    init(bytes: UnsafeRawBufferPointer, segmentNumber number: UInt64, salvage: Bool) {
+        guard bytes.count >= LogFormat.segmentHeaderSize else {
+            damage.append(.missingHeader)
+            return
+        }
+        if let problem = Self.headerProblem(bytes, number: number) {
+            damage.append(.badHeader(problem))
+            return
+        }
+        var offset = LogFormat.segmentHeaderSize
+        validEnd = offset
+        while offset < bytes.count {
+            switch Self.validate(bytes, at: offset, segment: number) {
+            case .valid(let record):
+                records.append(record)
+                offset = record.payload.upperBound
+                validEnd = offset
+            case .invalid(let reason):
+                guard let resume = Self.nextValidRecord(bytes, after: offset, segment: number) else {
+                    damage.append(.tornTail(offset: offset))
+                    return
+                }
+                damage.append(.corruption(offset: offset, resumeOffset: resume, reason: reason))
+                guard salvage else { return }
+                offset = resume
+            }
+        }
+    }
+
+    private enum Validation {
+        case valid(Record)
+        case invalid(String)
+    }
+
+    private static func validate(_ bytes: UnsafeRawBufferPointer, at offset: Int, segment: UInt64) -> Validation {
+        let remaining = bytes.count - offset
+        guard remaining >= LogFormat.recordHeaderSize else { return .invalid("truncated record header") }
+        let stored = bytes.loadFixed32(at: offset)
+        let length = bytes.loadFixed32(at: offset + 4)
+        guard let type = LogFormat.RecordType(rawValue: bytes[offset + 8]) else {
+            return .invalid("unknown record type \(bytes[offset + 8])")
+        }
+        guard Int(length) <= remaining - LogFormat.recordHeaderSize, length > 0 else {
+            return .invalid("record length \(length) exceeds the file")
+        }
+        let payloadStart = offset + LogFormat.recordHeaderSize
+        let payload = payloadStart..<(payloadStart + Int(length))
+        var crc = CRC32C()
+        crc.update(UnsafeRawBufferPointer(rebasing: bytes[payload]))
+        let expected = LogFormat.recordChecksum(payloadCRC: crc, type: type, length: length,
+                                                segment: segment, offset: UInt64(offset))
+        guard expected == stored else { return .invalid("checksum mismatch") }
+        return .valid(Record(offset: offset, type: type, payload: payload))
+    }
+
+    /// The first offset after `offset` where a valid record starts.
+    private static func nextValidRecord(_ bytes: UnsafeRawBufferPointer, after offset: Int, segment: UInt64) -> Int? {
+        var candidate = offset + 1
+        while candidate + LogFormat.recordHeaderSize <= bytes.count {
+            if case .valid = validate(bytes, at: candidate, segment: segment) { return candidate }
+            candidate += 1
+        }
+        return nil
+    }
+
+    private static func headerProblem(_ bytes: UnsafeRawBufferPointer, number: UInt64) -> String? {
+        guard bytes[0..<8].elementsEqual(LogFormat.magic) else { return "bad magic" }
+        var crc = CRC32C()
+        crc.update(UnsafeRawBufferPointer(rebasing: bytes[0..<24]))
+        guard crc.masked == bytes.loadFixed32(at: 24) else { return "header checksum mismatch" }
+        let version = bytes.loadFixed32(at: 8)
+        guard version == LogFormat.version else { return "unsupported format version \(version)" }
+        let recorded = bytes.loadFixed64(at: 16)
+        guard recorded == number else { return "header names segment \(recorded), file name says \(number)" }
+        return nil
+    }
+}

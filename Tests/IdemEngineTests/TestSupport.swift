@@ -1,0 +1,56 @@
+import Foundation
+@testable import IdemEngine
+
+/// An engine over a simulated file system, reopenable after a crash.
+struct SimulatedStore {
+    var fileSystem: SimulatedFileSystem
+    var clock: ManualClock
+    var directory = "/db"
+
+    init(fileSystem: SimulatedFileSystem = SimulatedFileSystem(), clock: ManualClock = ManualClock()) {
+        self.fileSystem = fileSystem
+        self.clock = clock
+    }
+
+    func options(_ durability: Durability = .always, recovery: RecoveryMode = .strict,
+                 segmentSize: Int64 = 64 << 20) -> EngineOptions {
+        var options = EngineOptions(durability: durability)
+        options.fileSystem = fileSystem
+        options.clock = clock
+        options.recovery = recovery
+        options.walSegmentSize = segmentSize
+        return options
+    }
+
+    func open(_ durability: Durability = .always, recovery: RecoveryMode = .strict,
+              segmentSize: Int64 = 64 << 20) throws -> Engine {
+        try Engine.open(directory: directory, options: options(durability, recovery: recovery, segmentSize: segmentSize))
+    }
+
+    /// The store a reboot would find after power loss now.
+    func crashed(_ mode: SimulatedFileSystem.CrashMode = .dropUnsynced) -> SimulatedStore {
+        var copy = self
+        copy.fileSystem = fileSystem.crashClone(mode)
+        return copy
+    }
+
+    func segmentPaths() throws -> [String] {
+        try fileSystem.listDirectory(directory).filter { LogFormat.segmentNumber(fromName: $0) != nil }.sorted()
+            .map { directory + "/" + $0 }
+    }
+}
+
+func bytes(_ string: String) -> [UInt8] { Array(string.utf8) }
+
+/// A seed from the environment (IDEM_TEST_SEED) or a fresh one; tests print
+/// it so any failure can be replayed.
+func testSeed() -> UInt64 {
+    if let text = ProcessInfo.processInfo.environment["IDEM_TEST_SEED"], let seed = UInt64(text) { return seed }
+    return UInt64.random(in: 0...UInt64.max)
+}
+
+func makeTemporaryDirectory() -> String {
+    var template = Array((NSTemporaryDirectory() + "idem-test-XXXXXX").utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    return path
+}
