@@ -70,6 +70,12 @@ struct LogRecovery {
                 }
             }
             report.segmentsReplayed += 1
+            if scan.records.isEmpty && scan.damage.isEmpty {
+                // A header and nothing else (an open with no writes): it
+                // holds no state, so it need not outlive this recovery.
+                try remove(path)
+                continue
+            }
 
             for damage in scan.damage {
                 switch damage {
