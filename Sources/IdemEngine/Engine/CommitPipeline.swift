@@ -32,7 +32,7 @@ import Glibc
 final class CommitPipeline: Sendable {
     struct PendingGroup {
         var log = LogBuffer()
-        var entries: [(key: [UInt8], entry: MemtableEntry)] = []
+        var entries: [(key: [UInt8], entry: VersionedEntry)] = []
         var waiters: [CommitWaiter] = []
 
         var isEmpty: Bool { waiters.isEmpty }
@@ -48,7 +48,7 @@ final class CommitPipeline: Sendable {
         var nextSequence: UInt64
         var pending = PendingGroup()
         var spare = PendingGroup()
-        var overlay: [[UInt8]: MemtableEntry] = [:]
+        var overlay: [[UInt8]: VersionedEntry] = [:]
         var inlineBuffer = LogBuffer()
         var failure: EngineError?
         var closing = false
@@ -101,7 +101,7 @@ final class CommitPipeline: Sendable {
     ///
     /// Returns `decide`'s result and, when the write is not yet durable, the
     /// waiter that completes when it is.
-    func commit<R>(reading key: [UInt8]?, _ decide: (MemtableEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
+    func commit<R>(reading key: [UInt8]?, _ decide: (VersionedEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
         lock.lock()
         var locked = true
         defer { if locked { lock.unlock() } }
@@ -109,7 +109,7 @@ final class CommitPipeline: Sendable {
         if let failure = state.failure { throw failure }
         if state.closing { throw EngineError.closed }
 
-        var current: MemtableEntry?
+        var current: VersionedEntry?
         var readPending = false
         if let key {
             if let pending = state.overlay[key] {
@@ -176,8 +176,8 @@ final class CommitPipeline: Sendable {
         }
     }
 
-    private static func entry(for operation: WriteBatch.Operation, sequence: UInt64) -> MemtableEntry {
-        MemtableEntry.make(kind: operation.kind, key: operation.key, value: operation.value,
+    private static func entry(for operation: WriteBatch.Operation, sequence: UInt64) -> VersionedEntry {
+        VersionedEntry.make(kind: operation.kind, key: operation.key, value: operation.value,
                            expiresAt: operation.expiresAt ?? 0, sequence: sequence)
     }
 

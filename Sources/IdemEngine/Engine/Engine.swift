@@ -211,12 +211,12 @@ public final class Engine: Sendable {
 
     // MARK: - Helpers
 
-    private func visible(_ entry: MemtableEntry) -> MemtableEntry? {
+    private func visible(_ entry: VersionedEntry) -> VersionedEntry? {
         if entry.isTombstone || entry.isExpired(at: options.clock.nowMilliseconds()) { return nil }
         return entry
     }
 
-    private static func storedValue(_ entry: MemtableEntry) -> StoredValue {
+    private static func storedValue(_ entry: VersionedEntry) -> StoredValue {
         StoredValue(value: entry.value, expiresAt: entry.expiresAt == 0 ? nil : entry.expiresAt, sequence: entry.sequence)
     }
 }

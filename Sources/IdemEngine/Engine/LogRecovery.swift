@@ -40,7 +40,7 @@ struct LogRecovery {
             do { bytes = try fileSystem.readFile(path) } catch { throw .io(error) }
             let scan = bytes.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: number, salvage: mode == .salvage) }
 
-            var batchEntries: [MemtableEntry] = []
+            var batchEntries: [VersionedEntry] = []
             for record in scan.records {
                 batchEntries.removeAll(keepingCapacity: true)
                 let decoded = bytes.withUnsafeBytes { raw in

@@ -80,7 +80,7 @@ enum BatchCodec {
 
     /// Decodes a payload into memtable entries, calling `body` for each.
     /// Returns the last sequence number used.
-    static func decode(_ payload: UnsafeRawBufferPointer, _ body: (MemtableEntry) -> Void) throws(DecodingError) -> UInt64 {
+    static func decode(_ payload: UnsafeRawBufferPointer, _ body: (VersionedEntry) -> Void) throws(DecodingError) -> UInt64 {
         var cursor = ByteCursor(payload)
         guard let first = cursor.readFixed64(), let count = cursor.readFixed32() else {
             throw DecodingError(detail: "batch header truncated")
@@ -101,7 +101,7 @@ enum BatchCodec {
                   let value = cursor.readSlice(Int(valueLength)) else {
                 throw DecodingError(detail: "entry \(index): bad value")
             }
-            body(MemtableEntry.make(kind: kind, key: key, value: value, expiresAt: Int64(expiresAt),
+            body(VersionedEntry.make(kind: kind, key: key, value: value, expiresAt: Int64(expiresAt),
                                     sequence: first &+ index))
         }
         guard cursor.isAtEnd else { throw DecodingError(detail: "\(cursor.remaining) trailing bytes") }

@@ -13,6 +13,9 @@ public protocol FileSystem: Sendable {
     func fileExists(_ path: String) -> Bool
     /// The whole contents of a file.
     func readFile(_ path: String) throws(IOFailure) -> [UInt8]
+    /// Opens a file for positioned reads. The handle keeps reading the same
+    /// file even after it is removed or renamed (POSIX semantics).
+    func openForReading(_ path: String) throws(IOFailure) -> any ReadableFile
     /// Opens a file for writing at its end, creating it (empty) if missing.
     func openForAppending(_ path: String) throws(IOFailure) -> any WritableFile
     func removeFile(_ path: String) throws(IOFailure)
@@ -49,6 +52,14 @@ extension WritableFile {
         }
         if let failure { throw failure }
     }
+}
+
+/// A file open for positioned reads; safe for concurrent use.
+public protocol ReadableFile: AnyObject, Sendable {
+    var path: String { get }
+    var size: Int64 { get }
+    /// Exactly `count` bytes at `offset`; a read past the end is an error.
+    func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8]
 }
 
 public protocol DirectoryLock: AnyObject, Sendable {

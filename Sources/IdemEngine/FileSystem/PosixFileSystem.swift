@@ -81,6 +81,18 @@ public struct PosixFileSystem: FileSystem {
         return bytes
     }
 
+    public func openForReading(_ path: String) throws(IOFailure) -> any ReadableFile {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            let code = errno
+            _ = Glibc.close(fd)
+            throw IOFailure(operation: "fstat", path: path, code: code)
+        }
+        return PosixReadableFile(fd: fd, path: path, size: Int64(status.st_size))
+    }
+
     public func openForAppending(_ path: String) throws(IOFailure) -> any WritableFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
@@ -119,6 +131,46 @@ public struct PosixFileSystem: FileSystem {
             throw IOFailure(operation: "lock (is another process using this directory?)", path: path, code: code)
         }
         return PosixDirectoryLock(fd: fd)
+    }
+}
+
+private final class PosixReadableFile: ReadableFile {
+    let path: String
+    let size: Int64
+    private let fd: Int32
+
+    init(fd: Int32, path: String, size: Int64) {
+        self.fd = fd
+        self.path = path
+        self.size = size
+    }
+
+    deinit { _ = Glibc.close(fd) }
+
+    func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8] {
+        guard offset >= 0, count >= 0, offset + Int64(count) <= size else {
+            throw IOFailure(operation: "read \(count) bytes at \(offset) of \(size)", path: path, code: EINVAL)
+        }
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
+                if n == 0 {
+                    failure = EIO
+                    break
+                }
+                done += n
+            }
+            initialized = done
+        }
+        if failure != 0 { throw IOFailure(operation: "read", path: path, code: failure) }
+        return bytes
     }
 }
 

@@ -44,6 +44,7 @@ public final class SimulatedFileSystem: FileSystem {
         var locked: Set<String> = []
         var writeFault: Fault?
         var syncFault: Fault?
+        var readFault: Fault?
         var syncCount = 0
     }
 
@@ -79,6 +80,7 @@ public final class SimulatedFileSystem: FileSystem {
         state.withLock {
             $0.writeFault = nil
             $0.syncFault = nil
+            $0.readFault = nil
         }
     }
 
@@ -184,6 +186,39 @@ public final class SimulatedFileSystem: FileSystem {
                 throw IOFailure(operation: "open", path: path, code: ErrorNumber.notFound)
             }
             return inode.data
+        }
+    }
+
+    public func openForReading(_ path: String) throws(IOFailure) -> any ReadableFile {
+        let inode = try state.withLock { state throws(IOFailure) -> Inode in
+            guard let inode = Self.lookup(path, in: state) else {
+                throw IOFailure(operation: "open", path: path, code: ErrorNumber.notFound)
+            }
+            return inode
+        }
+        return SimulatedReadableFile(fileSystem: self, inode: inode, path: path)
+    }
+
+    func read(_ inode: Inode, at offset: Int64, count: Int, path: String) throws(IOFailure) -> [UInt8] {
+        try state.withLock { state throws(IOFailure) -> [UInt8] in
+            if let fault = state.readFault, fault.matches(path) {
+                try Self.consumeFault(&state.readFault, path: path, operation: "read")
+            }
+            guard offset >= 0, count >= 0, Int(offset) + count <= inode.data.count else {
+                throw IOFailure(operation: "read past end", path: path, code: ErrorNumber.io)
+            }
+            return Array(inode.data[Int(offset)..<(Int(offset) + count)])
+        }
+    }
+
+    func size(of inode: Inode) -> Int64 {
+        state.withLock { _ in Int64(inode.data.count) }
+    }
+
+    /// Makes matching reads fail with `code` (e.g. EIO).
+    public func injectReadFailure(code: Int32, pathContains: String? = nil, times: Int? = nil) {
+        state.withLock {
+            $0.readFault = Fault(code: code, pathContains: pathContains, remaining: times, bytesBeforeFailure: 0)
         }
     }
 
@@ -349,6 +384,24 @@ private final class SimulatedWritableFile: WritableFile, @unchecked Sendable {
     }
 
     func close() {}
+}
+
+private final class SimulatedReadableFile: ReadableFile {
+    let path: String
+    private let fileSystem: SimulatedFileSystem
+    private let inode: SimulatedFileSystem.Inode
+
+    init(fileSystem: SimulatedFileSystem, inode: SimulatedFileSystem.Inode, path: String) {
+        self.fileSystem = fileSystem
+        self.inode = inode
+        self.path = path
+    }
+
+    var size: Int64 { fileSystem.size(of: inode) }
+
+    func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8] {
+        try fileSystem.read(inode, at: offset, count: count, path: path)
+    }
 }
 
 private final class SimulatedLock: DirectoryLock {

@@ -12,31 +12,31 @@
 /// shadow older versions that later live in SSTables).
 final class Memtable: Sendable {
     private let lock = ReadWriteLock()
-    nonisolated(unsafe) private var tree = AdaptiveRadixTree<MemtableEntry>()
+    nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
     nonisolated(unsafe) private var footprint = 0
 
     init() {}
 
-    func get(_ key: UnsafeRawBufferPointer) -> MemtableEntry? {
+    func get(_ key: UnsafeRawBufferPointer) -> VersionedEntry? {
         lock.withReadLock { tree.find(key) }
     }
 
-    func get(_ key: [UInt8]) -> MemtableEntry? {
+    func get(_ key: [UInt8]) -> VersionedEntry? {
         key.withUnsafeBytes { get($0) }
     }
 
     /// Applies entries in order, atomically with respect to readers.
-    func apply<Entries: Sequence<MemtableEntry>>(_ entries: Entries) {
+    func apply<Entries: Sequence<VersionedEntry>>(_ entries: Entries) {
         lock.withWriteLock {
             for entry in entries { insertLocked(entry) }
         }
     }
 
-    func apply(_ entry: MemtableEntry) {
+    func apply(_ entry: VersionedEntry) {
         lock.withWriteLock { insertLocked(entry) }
     }
 
-    private func insertLocked(_ entry: MemtableEntry) {
+    private func insertLocked(_ entry: VersionedEntry) {
         footprint += entry.approximateFootprint
         if let previous = tree.insert(entry) {
             footprint -= previous.approximateFootprint
@@ -45,8 +45,8 @@ final class Memtable: Sendable {
 
     /// Up to `limit` entries (tombstones and expired ones included: the
     /// caller filters) whose keys start with `prefix`, from `lowerBound` on.
-    func entries(prefix: [UInt8], from lowerBound: [UInt8]? = nil, limit: Int = .max) -> [MemtableEntry] {
-        var result: [MemtableEntry] = []
+    func entries(prefix: [UInt8], from lowerBound: [UInt8]? = nil, limit: Int = .max) -> [VersionedEntry] {
+        var result: [VersionedEntry] = []
         lock.withReadLock {
             tree.forEach(prefix: prefix, from: lowerBound) { entry in
                 result.append(entry)
@@ -57,7 +57,7 @@ final class Memtable: Sendable {
     }
 
     /// Every entry in key order, for checkpointing.
-    func allEntries() -> [MemtableEntry] {
+    func allEntries() -> [VersionedEntry] {
         entries(prefix: [])
     }
 

@@ -3,13 +3,13 @@
 /// this module. Not part of the supported API.
 @_spi(Benchmarks)
 public struct RadixTreeWorkload {
-    private var tree = AdaptiveRadixTree<MemtableEntry>()
-    private let entries: [MemtableEntry]
+    private var tree = AdaptiveRadixTree<VersionedEntry>()
+    private let entries: [VersionedEntry]
 
     /// Prepares one leaf per key (empty values), outside any measurement.
     public init(keys: [[UInt8]]) {
         entries = keys.enumerated().map { index, key in
-            MemtableEntry.make(kind: .value, key: key, value: [], expiresAt: 0, sequence: UInt64(index))
+            VersionedEntry.make(kind: .value, key: key, value: [], expiresAt: 0, sequence: UInt64(index))
         }
     }
 

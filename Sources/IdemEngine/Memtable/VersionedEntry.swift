@@ -4,7 +4,7 @@ public enum EntryKind: UInt8, Sendable {
     case tombstone = 2
 }
 
-struct MemtableEntryHeader {
+struct VersionedEntryHeader {
     var sequence: UInt64
     /// Milliseconds since the Unix epoch; 0 means "never expires".
     var expiresAt: Int64
@@ -18,12 +18,12 @@ struct MemtableEntryHeader {
 ///
 /// Invariant: immutable after `make` returns, which is what lets a reader
 /// keep using an entry after releasing the memtable's lock.
-final class MemtableEntry: ManagedBuffer<MemtableEntryHeader, UInt8>, RadixTreeLeaf {
+final class VersionedEntry: ManagedBuffer<VersionedEntryHeader, UInt8>, RadixTreeLeaf {
 
     static func make(kind: EntryKind, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
-                     expiresAt: Int64, sequence: UInt64) -> MemtableEntry {
-        let buffer = MemtableEntry.create(minimumCapacity: key.count + value.count) { _ in
-            MemtableEntryHeader(sequence: sequence, expiresAt: expiresAt, keyCount: Int32(key.count),
+                     expiresAt: Int64, sequence: UInt64) -> VersionedEntry {
+        let buffer = VersionedEntry.create(minimumCapacity: key.count + value.count) { _ in
+            VersionedEntryHeader(sequence: sequence, expiresAt: expiresAt, keyCount: Int32(key.count),
                                 valueCount: Int32(value.count), kind: kind)
         }
         buffer.withUnsafeMutablePointerToElements { elements in
@@ -31,10 +31,10 @@ final class MemtableEntry: ManagedBuffer<MemtableEntryHeader, UInt8>, RadixTreeL
             if key.count > 0 { raw.copyMemory(from: key.baseAddress!, byteCount: key.count) }
             if value.count > 0 { (raw + key.count).copyMemory(from: value.baseAddress!, byteCount: value.count) }
         }
-        return unsafeDowncast(buffer, to: MemtableEntry.self)
+        return unsafeDowncast(buffer, to: VersionedEntry.self)
     }
 
-    static func make(kind: EntryKind, key: [UInt8], value: [UInt8], expiresAt: Int64, sequence: UInt64) -> MemtableEntry {
+    static func make(kind: EntryKind, key: [UInt8], value: [UInt8], expiresAt: Int64, sequence: UInt64) -> VersionedEntry {
         key.withUnsafeBytes { k in value.withUnsafeBytes { v in
             make(kind: kind, key: k, value: v, expiresAt: expiresAt, sequence: sequence)
         } }

@@ -1,0 +1,95 @@
+/// A cache-line-blocked bloom filter (Putze, Sanders, Singler 2007): each
+/// key picks one 64-byte block and sets all its probe bits inside it, so a
+/// lookup touches a single cache line.
+///
+/// Encoding (the table's filter block): `k u8 ‖ block count u32 ‖ blocks`.
+/// A filter with zero blocks answers "maybe" for every key.
+///
+/// Sizing: the engine probes every live partition on a miss, so the
+/// default of 20 bits per key (k = 14; blocked false-positive rate ≈ 0.01 %)
+/// keeps the expected false block reads of a miss across ~100 tables near
+/// 0.01 — under the 0.05 budget with room to spare (cf. Monkey, SIGMOD '17:
+/// false positives add up across runs, so each must be rarer).
+struct BloomFilterBuilder {
+    private var hashes: [UInt64] = []
+    let bitsPerKey: Int
+
+    init(bitsPerKey: Int) {
+        self.bitsPerKey = max(1, bitsPerKey)
+    }
+
+    mutating func add(_ key: UnsafeRawBufferPointer) {
+        hashes.append(Hash64.hash(key))
+    }
+
+    func finish() -> [UInt8] {
+        let probes = UInt8(min(16, max(1, Int((Double(bitsPerKey) * 0.69).rounded()))))
+        let blockCount = max(1, (hashes.count * bitsPerKey + 511) / 512)
+        var blocks = [UInt64](repeating: 0, count: blockCount * 8)
+        for hash in hashes {
+            let block = BloomFilter.blockIndex(hash, blockCount: blockCount)
+            BloomFilter.forEachBit(hash, probes: Int(probes)) { bit in
+                blocks[block * 8 + bit >> 6] |= 1 << UInt64(bit & 63)
+            }
+        }
+        var encoded: [UInt8] = [probes]
+        encoded.appendFixed32(UInt32(blockCount))
+        encoded.reserveCapacity(5 + blockCount * 64)
+        for word in blocks { encoded.appendFixed64(word) }
+        return encoded
+    }
+}
+
+struct BloomFilter: Sendable {
+    private let probes: Int
+    private let blockCount: Int
+    private let words: [UInt64]
+
+    /// Nil when the encoding is malformed.
+    init?(_ encoded: [UInt8]) {
+        guard encoded.count >= 5 else { return nil }
+        let probes = Int(encoded[0])
+        let count = encoded.withUnsafeBytes { Int($0.loadFixed32(at: 1)) }
+        guard probes >= 1, probes <= 16, encoded.count == 5 + count * 64 else { return nil }
+        self.probes = probes
+        self.blockCount = count
+        self.words = encoded.withUnsafeBytes { raw in
+            (0..<(count * 8)).map { raw.loadFixed64(at: 5 + $0 * 8) }
+        }
+    }
+
+    func mayContain(_ key: UnsafeRawBufferPointer) -> Bool {
+        mayContain(hash: Hash64.hash(key))
+    }
+
+    func mayContain(hash: UInt64) -> Bool {
+        guard blockCount > 0 else { return true }
+        let block = Self.blockIndex(hash, blockCount: blockCount)
+        var present = true
+        words.withUnsafeBufferPointer { words in
+            Self.forEachBit(hash, probes: probes) { bit in
+                if words[block * 8 + bit >> 6] & (1 << UInt64(bit & 63)) == 0 { present = false }
+            }
+        }
+        return present
+    }
+
+    var memoryBytes: Int { words.count * 8 }
+
+    @inline(__always)
+    static func blockIndex(_ hash: UInt64, blockCount: Int) -> Int {
+        // Multiply-shift maps the high 32 bits onto [0, blockCount).
+        Int(((hash >> 32) &* UInt64(blockCount)) >> 32)
+    }
+
+    /// Bit positions 0..<512 within the block, by double hashing the low 32 bits.
+    @inline(__always)
+    static func forEachBit(_ hash: UInt64, probes: Int, _ body: (Int) -> Void) {
+        var h = UInt32(truncatingIfNeeded: hash)
+        let delta = (h >> 17) | (h << 15) | 1
+        for _ in 0..<probes {
+            body(Int(h & 511))
+            h &+= delta
+        }
+    }
+}
