@@ -1,0 +1,123 @@
+import Synchronization
+
+/// An LRU cache of decoded blocks, bounded by bytes, shared by every table.
+///
+/// Sixteen shards, each with its own lock, so readers on different blocks
+/// rarely contend. A block larger than a shard's whole budget is returned
+/// to the caller but not cached.
+final class BlockCache: Sendable {
+    struct Key: Hashable {
+        var fileNumber: UInt64
+        var offset: UInt64
+    }
+
+    private let shards: [Shard]
+    let capacity: Int
+    let hits = Atomic<Int>(0)
+    let misses = Atomic<Int>(0)
+
+    init(capacityBytes: Int, shardCount: Int = 16) {
+        capacity = capacityBytes
+        shards = (0..<shardCount).map { _ in Shard(capacity: max(0, capacityBytes / shardCount)) }
+    }
+
+    func block(for key: Key, load: () throws(EngineError) -> Block) throws(EngineError) -> Block {
+        let shard = shards[Int(truncatingIfNeeded: (key.fileNumber &* 0x9E37_79B9_7F4A_7C15 ^ key.offset >> 6)) & (shards.count - 1)]
+        if let cached = shard.state.withLock({ $0.lookup(key) }) {
+            hits.add(1, ordering: .relaxed)
+            return cached
+        }
+        misses.add(1, ordering: .relaxed)
+        let block = try load()
+        shard.state.withLock { $0.insert(key, block) }
+        return block
+    }
+
+    /// Drops every block of a file (it was deleted).
+    func evict(fileNumber: UInt64) {
+        for shard in shards { shard.state.withLock { $0.removeAll { $0.fileNumber == fileNumber } } }
+    }
+
+    var usage: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.usage } } }
+
+    private final class Shard: Sendable {
+        let state: Mutex<LRUList>
+        init(capacity: Int) { state = Mutex(LRUList(capacity: capacity)) }
+    }
+
+    /// A doubly linked list threaded through an array (indices, not
+    /// references), most recently used at `head`.
+    struct LRUList {
+        struct Node {
+            var key: Key
+            var block: Block?
+            var charge: Int
+            var previous: Int
+            var next: Int
+        }
+
+        let capacity: Int
+        var usage = 0
+        private var index: [Key: Int] = [:]
+        private var nodes: [Node] = []
+        private var freeSlots: [Int] = []
+        private var head = -1
+        private var tail = -1
+
+        init(capacity: Int) { self.capacity = capacity }
+
+        mutating func lookup(_ key: Key) -> Block? {
+            guard let slot = index[key] else { return nil }
+            unlink(slot)
+            pushFront(slot)
+            return nodes[slot].block
+        }
+
+        mutating func insert(_ key: Key, _ block: Block) {
+            let charge = block.memoryBytes
+            guard charge <= capacity, index[key] == nil else { return }
+            while usage + charge > capacity, tail >= 0 { remove(tail) }
+            let node = Node(key: key, block: block, charge: charge, previous: -1, next: -1)
+            let slot: Int
+            if let free = freeSlots.popLast() {
+                nodes[free] = node
+                slot = free
+            } else {
+                nodes.append(node)
+                slot = nodes.count - 1
+            }
+            index[key] = slot
+            usage += charge
+            pushFront(slot)
+        }
+
+        mutating func removeAll(where predicate: (Key) -> Bool) {
+            for (key, slot) in index where predicate(key) { remove(slot) }
+        }
+
+        private mutating func remove(_ slot: Int) {
+            unlink(slot)
+            index[nodes[slot].key] = nil
+            usage -= nodes[slot].charge
+            nodes[slot].block = nil
+            freeSlots.append(slot)
+        }
+
+        private mutating func unlink(_ slot: Int) {
+            let previous = nodes[slot].previous
+            let next = nodes[slot].next
+            if previous >= 0 { nodes[previous].next = next } else { head = next }
+            if next >= 0 { nodes[next].previous = previous } else { tail = previous }
+            nodes[slot].previous = -1
+            nodes[slot].next = -1
+        }
+
+        private mutating func pushFront(_ slot: Int) {
+            nodes[slot].next = head
+            nodes[slot].previous = -1
+            if head >= 0 { nodes[head].previous = slot }
+            head = slot
+            if tail < 0 { tail = slot }
+        }
+    }
+}
