@@ -74,7 +74,7 @@ struct Smoke: AsyncParsableCommand {
         let key = Array("idem:smoke:last".utf8)
         let expiresAt = SystemClock().nowMilliseconds() + 86_400_000
         try await engine.put(key, Array("run \(runs)".utf8), expiresAt: expiresAt)
-        guard let stored = engine.get(key), stored.value == Array("run \(runs)".utf8) else {
+        guard let stored = try engine.get(key), stored.value == Array("run \(runs)".utf8) else {
             throw ValidationError("read-back mismatch for idem:smoke:last")
         }
         let stats = engine.statistics
@@ -110,7 +110,7 @@ struct Get: ParsableCommand {
     func run() throws {
         let engine = try store.open()
         defer { try? engine.close() }
-        guard let stored = engine.get(Array(key.utf8)) else { throw ExitCode(1) }
+        guard let stored = try engine.get(Array(key.utf8)) else { throw ExitCode(1) }
         print(String(decoding: stored.value, as: UTF8.self))
     }
 }
@@ -137,7 +137,7 @@ struct Scan: ParsableCommand {
     func run() throws {
         let engine = try store.open()
         defer { try? engine.close() }
-        for (key, stored) in engine.scan(prefix: Array(prefix.utf8), limit: limit) {
+        for (key, stored) in try engine.scan(prefix: Array(prefix.utf8), limit: limit) {
             let ttl = stored.expiresAt.map { " (expires at \($0) ms)" } ?? ""
             print("\(String(decoding: key, as: UTF8.self)) = \(String(decoding: stored.value, as: UTF8.self))\(ttl)")
         }

@@ -11,19 +11,19 @@ import Testing
         try await engine.put("b", "2", expiresAt: store.clock.nowMilliseconds() + 60_000)
         try await engine.put("a", "3")
         try await engine.delete("b")
-        #expect(engine.get("a")?.value == bytes("3"))
-        #expect(engine.get("b") == nil)
-        #expect(engine.get("missing") == nil)
+        #expect(try engine.get("a")?.value == bytes("3"))
+        #expect(try engine.get("b") == nil)
+        #expect(try engine.get("missing") == nil)
         try engine.close()
 
         let reopened = try store.open(durability)
-        #expect(reopened.get("a")?.value == bytes("3"))
-        #expect(reopened.get("b") == nil)
+        #expect(try reopened.get("a")?.value == bytes("3"))
+        #expect(try reopened.get("b") == nil)
         #expect(reopened.recoveryReport.entriesReplayed == 4)
         #expect(reopened.recoveryReport.lastSequence == 4)
         // Sequence numbers continue where the log left off.
         try await reopened.put("c", "4")
-        #expect(reopened.get("c")?.sequence == 5)
+        #expect(try reopened.get("c")?.sequence == 5)
         try reopened.close()
     }
 
@@ -62,9 +62,9 @@ import Testing
         for index in 0..<10 { batch.put([UInt8(index)], [UInt8](repeating: 2, count: 16)) }
         await #expect(throws: EngineError.batchTooLarge(size: 292, limit: 100)) { try await engine.write(batch) }
         // Nothing of a refused batch was applied, and the engine still works.
-        #expect(engine.get([0]) == nil)
+        #expect(try engine.get([0]) == nil)
         try await engine.put([1], [2])
-        #expect(engine.get([1])?.value == [2])
+        #expect(try engine.get([1])?.value == [2])
         try engine.close()
     }
 
@@ -76,12 +76,12 @@ import Testing
         batch.put(bytes("y"), bytes("2"))
         batch.delete(bytes("x"))
         try await engine.write(batch)
-        #expect(engine.get("x") == nil)
-        #expect(engine.get("y")?.value == bytes("2"))
+        #expect(try engine.get("x") == nil)
+        #expect(try engine.get("y")?.value == bytes("2"))
         try engine.close()
         let reopened = try store.open()
-        #expect(reopened.get("x") == nil)
-        #expect(reopened.get("y")?.sequence == 2)
+        #expect(try reopened.get("x") == nil)
+        #expect(try reopened.get("y")?.sequence == 2)
         #expect(reopened.recoveryReport.recordsReplayed == 1)
         try reopened.close()
     }
@@ -92,19 +92,19 @@ import Testing
         let now = store.clock.nowMilliseconds()
         try await engine.put("session", "v", expiresAt: now + 1000)
         try await engine.put("forever", "v")
-        #expect(engine.get("session")?.expiresAt == now + 1000)
+        #expect(try engine.get("session")?.expiresAt == now + 1000)
         store.clock.advance(byMilliseconds: 999)
-        #expect(engine.get("session") != nil)
+        #expect(try engine.get("session") != nil)
         store.clock.advance(byMilliseconds: 1)
-        #expect(engine.get("session") == nil, "expired at exactly expiresAt")
-        #expect(engine.scan().map(\.key) == [bytes("forever")])
+        #expect(try engine.get("session") == nil, "expired at exactly expiresAt")
+        #expect(try engine.scan().map(\.key) == [bytes("forever")])
         let sawAbsent = try await engine.update(bytes("session")) { current in (nil, current == nil) }
         #expect(sawAbsent)
         try engine.close()
         let reopened = try store.open()
-        #expect(reopened.get("session") == nil)
+        #expect(try reopened.get("session") == nil)
         store.clock.set(milliseconds: now)
-        #expect(reopened.get("session") != nil, "expiry is evaluated at read time, not dropped at recovery")
+        #expect(try reopened.get("session") != nil, "expiry is evaluated at read time, not dropped at recovery")
         try reopened.close()
     }
 
@@ -116,19 +116,19 @@ import Testing
         }
         for index in stride(from: 0, to: 3000, by: 2) { try await engine.delete(bytes("k:\(String(index, radix: 16))")) }
         try await engine.put("l:other", "x")
-        let all = engine.scan(prefix: bytes("k:"))
+        let all = try engine.scan(prefix: bytes("k:"))
         #expect(all.count == 1500)
         #expect(all.map(\.key) == all.map(\.key).sorted { $0.lexicographicallyPrecedes($1) })
         var paged: [[UInt8]] = []
         var cursor: [UInt8]? = nil
         while true {
-            let page = engine.scan(prefix: bytes("k:"), from: cursor, limit: 100)
+            let page = try engine.scan(prefix: bytes("k:"), from: cursor, limit: 100)
             paged += page.map(\.key)
             guard page.count == 100 else { break }
             cursor = page.last!.key + [0]
         }
         #expect(paged == all.map(\.key))
-        #expect(engine.scan(prefix: bytes("l:")).map(\.value.value) == [bytes("x")])
+        #expect(try engine.scan(prefix: bytes("l:")).map(\.value.value) == [bytes("x")])
         try engine.close()
     }
 
@@ -149,7 +149,7 @@ import Testing
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(winners == 1)
-        #expect(engine.get(key) != nil)
+        #expect(try engine.get(key) != nil)
         try engine.close()
     }
 
@@ -168,7 +168,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(engine.get(key)?.value == bytes("100"))
+        #expect(try engine.get(key)?.value == bytes("100"))
         try engine.close()
         #expect(try store.open().get(key)?.value == bytes("100"))
     }
@@ -209,7 +209,7 @@ import Testing
             }
         }
         #expect(try outcome.get() == 1)
-        #expect(engine.get("k") == nil)
+        #expect(try engine.get("k") == nil)
         try engine.close()
     }
 
@@ -224,7 +224,7 @@ import Testing
         let reopened = try Engine.open(directory: directory, options: options)
         #expect(reopened.recoveryReport.entriesReplayed == 200)
         for index in 0..<200 {
-            #expect(reopened.get(bytes("key\(index)"))?.value == [UInt8](repeating: UInt8(index % 256), count: 100))
+            #expect(try reopened.get(bytes("key\(index)"))?.value == [UInt8](repeating: UInt8(index % 256), count: 100))
         }
         try reopened.close()
     }

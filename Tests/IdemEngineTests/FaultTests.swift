@@ -19,15 +19,15 @@ import Testing
             #expect(failure.isOutOfSpace)
             #expect(error.description.contains("no space left"))
         }
-        #expect(engine.get("during") == nil)
-        #expect(engine.get("before")?.value == bytes("1"))
+        #expect(try engine.get("during") == nil)
+        #expect(try engine.get("before")?.value == bytes("1"))
         try await engine.put("after", "3")
         try engine.close()
 
         let reopened = try store.crashed().open()
-        #expect(reopened.get("before")?.value == bytes("1"))
-        #expect(reopened.get("during") == nil)
-        #expect(reopened.get("after")?.value == bytes("3"))
+        #expect(try reopened.get("before")?.value == bytes("1"))
+        #expect(try reopened.get("during") == nil)
+        #expect(try reopened.get("after")?.value == bytes("3"))
         #expect(reopened.recoveryReport.tornTailBytes == 0, "the partial record was cut at once")
         try reopened.close()
     }
@@ -46,8 +46,8 @@ import Testing
             if case EngineError.readOnly = error { return true }
             return false
         }
-        #expect(engine.get("kept")?.value == bytes("1"))
-        #expect(engine.get("lost") == nil)
+        #expect(try engine.get("kept")?.value == bytes("1"))
+        #expect(try engine.get("lost") == nil)
         #expect(engine.statistics.readOnlyReason != nil)
         try engine.close()
     }

@@ -45,6 +45,8 @@ final class CommitPipeline: Sendable {
     }
 
     struct State {
+        /// The memtable taking writes; the same one `views` shows as active.
+        var memtable: Memtable
         var nextSequence: UInt64
         var pending = PendingGroup()
         var spare = PendingGroup()
@@ -56,9 +58,11 @@ final class CommitPipeline: Sendable {
         var backgroundThreads = 0
         /// Written to the OS since the last sync (`.everysec`).
         var unsynced = false
+        /// `sealNow` asks the commit thread to seal (`.always`).
+        var sealRequested = false
     }
 
-    let memtable: Memtable
+    let views: ReadViews
     let options: EngineOptions
     let counters: EngineCounters
     private let lock = ConditionLock()
@@ -68,12 +72,17 @@ final class CommitPipeline: Sendable {
     /// `lock` held (the periodic syncer takes `currentFile` under it).
     nonisolated(unsafe) private let logWriter: LogWriter
 
-    init(memtable: Memtable, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters) {
-        self.memtable = memtable
+    /// Called (with no lock held) after a memtable is sealed.
+    private let onSeal: @Sendable () -> Void
+
+    init(views: ReadViews, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters,
+         onSeal: @escaping @Sendable () -> Void) {
+        self.views = views
         self.logWriter = logWriter
         self.options = options
         self.counters = counters
-        self.state = State(nextSequence: nextSequence)
+        self.onSeal = onSeal
+        self.state = State(memtable: views.current.active, nextSequence: nextSequence)
         switch options.durability {
         case .always:
             state.backgroundThreads = 1
@@ -116,7 +125,7 @@ final class CommitPipeline: Sendable {
                 current = pending
                 readPending = true
             } else {
-                current = memtable.get(key)
+                current = try views.lookup(key)
             }
         }
         let (batch, result) = try decide(current)
@@ -157,12 +166,14 @@ final class CommitPipeline: Sendable {
         countAppend(state.inlineBuffer)
         state.nextSequence += UInt64(batch.count)
         state.unsynced = true
-        memtable.apply(batch.operations.indices.lazy.map { index in
+        state.memtable.apply(batch.operations.indices.lazy.map { index in
             Self.entry(for: batch.operations[index], sequence: first + UInt64(index))
         })
         counters.commitsAcknowledged.add(1, ordering: .relaxed)
+        let sealed = sealIfFull()
         lock.unlock()
         locked = false
+        if sealed { onSeal() }
         return (result, nil)
     }
 
@@ -213,7 +224,18 @@ final class CommitPipeline: Sendable {
     private func commitLoop() {
         lock.lock()
         while true {
-            while state.pending.isEmpty && !state.closing { lock.wait() }
+            while state.pending.isEmpty && !state.closing && !state.sealRequested { lock.wait() }
+            if state.sealRequested {
+                let sealed = sealIfFull(force: true)
+                state.sealRequested = false
+                lock.broadcast()
+                if sealed {
+                    lock.unlock()
+                    onSeal()
+                    lock.lock()
+                }
+                continue
+            }
             if state.pending.isEmpty { break }
             var group = state.pending
             state.pending = state.spare
@@ -243,13 +265,15 @@ final class CommitPipeline: Sendable {
                 lock.lock()
                 continue
             }
-            memtable.apply(group.entries.lazy.map(\.entry))
+            state.memtable.apply(group.entries.lazy.map(\.entry))
             for (key, entry) in group.entries where state.overlay[key] === entry {
                 state.overlay[key] = nil
             }
             counters.commitsAcknowledged.add(group.waiters.count, ordering: .relaxed)
+            let sealed = sealIfFull()
             lock.unlock()
             for waiter in group.waiters { waiter.complete(.success(())) }
+            if sealed { onSeal() }
             group.removeAll()
             lock.lock()
             if state.spare.log.bytes.capacity < group.log.bytes.capacity { state.spare = group }
@@ -257,6 +281,72 @@ final class CommitPipeline: Sendable {
         state.backgroundThreads -= 1
         lock.broadcast()
         lock.unlock()
+    }
+
+    // MARK: - Sealing memtables
+
+    /// Once the active memtable is full: starts a new WAL segment, seals the
+    /// memtable (it then covers exactly the segments before the new one) and
+    /// makes a new one active. Call with `lock` held, between commits, by
+    /// the log's owner. Returns whether it sealed.
+    ///
+    /// Back-pressure: while `maxSealedMemtables` wait to be flushed, the
+    /// writer waits here (counted in `writeStalls`) — memory stays bounded
+    /// and the flusher catches up.
+    private func sealIfFull(force: Bool = false) -> Bool {
+        guard force || state.memtable.approximateBytes >= options.memtableSize else { return false }
+        var stalled = false
+        while views.current.sealed.count >= options.maxSealedMemtables && !state.closing && state.failure == nil {
+            if !stalled { counters.writeStalls.add(1, ordering: .relaxed) }
+            stalled = true
+            lock.wait(nanoseconds: 100_000_000)
+        }
+        guard state.failure == nil, !state.closing else { return false }
+        do throws(LogWriter.Failure) {
+            // Syncs the old segment: every segment but the newest is whole.
+            try logWriter.roll()
+        } catch {
+            _ = recordLogFailure(error)
+            return false
+        }
+        let sealed = SealedMemtable(memtable: state.memtable, firstUncoveredSegment: logWriter.segmentNumber)
+        state.memtable = Memtable()
+        views.seal(sealed, replacement: state.memtable)
+        return true
+    }
+
+    /// Seals the active memtable whatever its size (for `Engine.flush`).
+    /// Waits for pending group commits first, so that everything committed
+    /// before the call is in the sealed memtable.
+    func sealNow() throws(EngineError) {
+        lock.lock()
+        defer { lock.unlock() }
+        while !state.pending.isEmpty && state.failure == nil { lock.wait(nanoseconds: 1_000_000) }
+        if let failure = state.failure { throw failure }
+        if state.closing { throw .closed }
+        guard state.memtable.count > 0 else { return }
+        if options.durability == .always {
+            // The commit thread owns the log; ask it to seal between groups.
+            state.sealRequested = true
+            lock.broadcast()
+            while state.sealRequested && state.failure == nil { lock.wait(nanoseconds: 1_000_000) }
+        } else {
+            _ = sealIfFull(force: true)
+        }
+        if let failure = state.failure { throw failure }
+    }
+
+    /// Wakes writers stalled on the sealed-memtable backlog (after a flush).
+    func wakeStalledWriters() {
+        lock.withLock { lock.broadcast() }
+    }
+
+    /// Stops writes for good (a failure whose effect on disk is unknown).
+    func enterReadOnly(reason: String) {
+        lock.withLock {
+            if state.failure == nil { state.failure = .readOnly(reason: reason) }
+            lock.broadcast()
+        }
     }
 
     // MARK: - Periodic sync (`.everysec`)

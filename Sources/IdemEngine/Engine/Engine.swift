@@ -18,36 +18,44 @@ public struct StoredValue: Sendable, Equatable {
 /// ```
 ///
 /// Writes are `async`: they return once durable per `EngineOptions.durability`.
-/// Reads are synchronous and never wait for I/O in this version (all data
-/// is in memory). Expired entries are invisible from their expiry instant
-/// (`expiresAt <= now`) on. Every method is safe to call from any thread.
+/// Reads are synchronous: memtables first, then tables through the block
+/// cache (a cache miss reads the disk on the caller's thread). Expired
+/// entries are invisible from their expiry instant (`expiresAt <= now`) on,
+/// and their partition's files are deleted once the partition has ended.
+/// Every method is safe to call from any thread.
 public final class Engine: Sendable {
     public let directory: String
     public let options: EngineOptions
     /// What recovery found when this engine opened.
     public let recoveryReport: RecoveryReport
 
-    private let memtable: Memtable
+    private let views: ReadViews
     private let pipeline: CommitPipeline
+    private let maintenance: Maintenance
     private let counters: EngineCounters
+    private let cache: BlockCache
     private let directoryLock: any DirectoryLock
 
-    private init(directory: String, options: EngineOptions, memtable: Memtable, pipeline: CommitPipeline,
-                 counters: EngineCounters, directoryLock: any DirectoryLock, report: RecoveryReport) {
+    private init(directory: String, options: EngineOptions, views: ReadViews, pipeline: CommitPipeline,
+                 maintenance: Maintenance, counters: EngineCounters, cache: BlockCache,
+                 directoryLock: any DirectoryLock, report: RecoveryReport) {
         self.directory = directory
         self.options = options
-        self.memtable = memtable
+        self.views = views
         self.pipeline = pipeline
+        self.maintenance = maintenance
         self.counters = counters
+        self.cache = cache
         self.directoryLock = directoryLock
         self.recoveryReport = report
     }
 
-    /// Opens (creating if needed) the engine in `directory`, replaying its
-    /// log. Throws `.corruption` naming the file and offset when the log is
-    /// damaged other than by an interrupted last write (unless
-    /// `options.recovery` is `.salvage`), and `.io` when the directory is
-    /// in use by another process.
+    /// Opens (creating if needed) the engine in `directory`: recovers the
+    /// manifest and its tables, replays the WAL. Throws `.corruption` naming
+    /// the file and offset when stored data is damaged other than by an
+    /// interrupted last write (unless `options.recovery` is `.salvage`,
+    /// which salvages the WAL), and `.io` when the directory is in use by
+    /// another process.
     public static func open(directory: String, options: EngineOptions = EngineOptions()) throws(EngineError) -> Engine {
         let fileSystem = options.fileSystem
         let lock: any DirectoryLock
@@ -57,65 +65,72 @@ public final class Engine: Sendable {
         } catch {
             throw .io(error)
         }
-        let memtable = Memtable()
-        let outcome: LogRecovery.Outcome
-        do {
-            outcome = try LogRecovery(fileSystem: fileSystem, directory: directory, mode: options.recovery,
-                                      memtable: memtable, segmentSizeLimit: options.walSegmentSize).run()
+        do throws(EngineError) {
+            let cache = BlockCache(capacityBytes: options.blockCacheSize)
+            let versions = try VersionSet.open(fileSystem: fileSystem, directory: directory,
+                                               coldDirectory: options.coldDirectory ?? directory.appendingPathComponent("cold"),
+                                               cache: cache, partitionWidth: options.partitionWidth)
+            let memtable = Memtable()
+            let outcome: LogRecovery.Outcome
+            do {
+                outcome = try LogRecovery(fileSystem: fileSystem, directory: directory, mode: options.recovery,
+                                          memtable: memtable, segmentSizeLimit: options.walSegmentSize,
+                                          obsoleteBelow: versions.logNumber).run()
+            } catch {
+                versions.close()
+                throw error
+            }
+            var report = outcome.report
+            report.tablesOpened = versions.current.tables.count
+            let views = ReadViews(ReadView(active: memtable, sealed: [], version: versions.current))
+            let counters = EngineCounters()
+            let maintenance = Maintenance(versions: versions, views: views, options: options, directory: directory)
+            let pipeline = CommitPipeline(views: views, logWriter: outcome.logWriter,
+                                          nextSequence: max(outcome.nextSequence, versions.lastSequence + 1),
+                                          options: options, counters: counters,
+                                          onSeal: { [maintenance] in maintenance.wake() })
+            maintenance.start(pipeline: pipeline)
+            return Engine(directory: directory, options: options, views: views, pipeline: pipeline,
+                          maintenance: maintenance, counters: counters, cache: cache, directoryLock: lock, report: report)
         } catch {
             lock.release()
             throw error
         }
-        let counters = EngineCounters()
-        let pipeline = CommitPipeline(memtable: memtable, logWriter: outcome.logWriter, nextSequence: outcome.nextSequence,
-                                      options: options, counters: counters)
-        return Engine(directory: directory, options: options, memtable: memtable, pipeline: pipeline,
-                      counters: counters, directoryLock: lock, report: outcome.report)
     }
 
-    /// Finishes pending writes, syncs the log and releases the directory.
-    /// Later calls fail with `.closed`. Blocks for the final sync.
+    /// Finishes pending writes, syncs the log, stops background work and
+    /// releases the directory. Later writes fail with `.closed`. Blocks.
     public func close() throws(EngineError) {
         defer { directoryLock.release() }
+        defer { maintenance.stop() }
         try pipeline.close()
     }
 
     // MARK: - Reads
 
     /// The live value for `key`, or nil if absent, deleted or expired.
-    public func get(_ key: [UInt8]) -> StoredValue? {
-        key.withUnsafeBytes { get($0) }
-    }
-
-    public func get(_ key: UnsafeRawBufferPointer) -> StoredValue? {
-        guard let entry = memtable.get(key), let live = visible(entry) else { return nil }
+    /// Throws `.corruption` (naming the file) when a table block it needs
+    /// fails validation; other keys stay readable.
+    public func get(_ key: [UInt8]) throws(EngineError) -> StoredValue? {
+        guard let entry = try views.lookup(key), let live = visible(entry) else { return nil }
         return Self.storedValue(live)
     }
 
-    /// Runs `body` on the live value's bytes without copying them; nil when
-    /// there is no live value.
-    public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, _ expiresAt: Int64?) throws -> R) rethrows -> R? {
-        guard let entry = memtable.get(key), let live = visible(entry) else { return nil }
-        return try live.withValue { try body($0, live.expiresAt == 0 ? nil : live.expiresAt) }
+    public func get(_ key: UnsafeRawBufferPointer) throws(EngineError) -> StoredValue? {
+        guard let entry = try views.lookup(key), let live = visible(entry) else { return nil }
+        return Self.storedValue(live)
     }
 
-    /// Live keys starting with `prefix`, in key order, from `startKey` (inclusive) on, at most `limit`.
-    public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil, limit: Int = .max) -> [(key: [UInt8], value: StoredValue)] {
+    /// Live keys starting with `prefix`, in key order, from `startKey`
+    /// (inclusive) on, at most `limit`.
+    public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil, limit: Int = .max) throws(EngineError) -> [(key: [UInt8], value: StoredValue)] {
         var result: [(key: [UInt8], value: StoredValue)] = []
-        var lowerBound = startKey
-        let now = options.clock.nowMilliseconds()
-        // Dead entries (tombstones, expired) are skipped, so fetch in pages
-        // until `limit` live ones are found or the range ends.
-        let pageSize = 1024
-        while result.count < limit {
-            let page = memtable.entries(prefix: prefix, from: lowerBound, limit: pageSize)
-            for entry in page where !entry.isTombstone && !entry.isExpired(at: now) {
-                result.append((entry.key, Self.storedValue(entry)))
-                if result.count == limit { break }
-            }
-            guard page.count == pageSize, let last = page.last else { break }
-            // The smallest key after `last`.
-            lowerBound = last.key + [0]
+        guard limit > 0 else { return result }
+        var merged = try MergingScan(view: views.current, prefix: prefix, from: startKey)
+        while let (key, entry) = try merged.next() {
+            guard let live = visible(entry) else { continue }
+            result.append((key, Self.storedValue(live)))
+            if result.count == limit { break }
         }
         return result
     }
@@ -201,12 +216,46 @@ public final class Engine: Sendable {
 
     public var statistics: EngineStatistics {
         let counts = counters.snapshot()
+        let view = views.current
         return EngineStatistics(
             walAppends: counts.appends, walRecords: counts.records, walBytes: counts.bytes, walSyncs: counts.syncs,
             walSyncSeconds: Double(counts.syncNanoseconds) / 1e9, writesAcknowledged: counts.acknowledged,
-            writeFailures: counts.failures, lastSequence: pipeline.lastSequence, memtableEntries: memtable.count,
-            memtableBytes: memtable.approximateBytes, currentWALSegment: pipeline.currentSegment,
-            readOnlyReason: pipeline.readOnlyReason)
+            writeFailures: counts.failures, writeStalls: counts.stalls, lastSequence: pipeline.lastSequence,
+            memtableEntries: view.active.count, memtableBytes: view.active.approximateBytes,
+            sealedMemtables: view.sealed.count, currentWALSegment: pipeline.currentSegment,
+            readOnlyReason: pipeline.readOnlyReason, tables: view.version.tables.count,
+            partitions: view.version.partitions.count,
+            tableBytes: view.version.tables.reduce(0) { $0 + Int($1.metadata.size) },
+            blockCacheBytes: cache.usage, blockCacheHits: cache.hits.load(ordering: .relaxed),
+            blockCacheMisses: cache.misses.load(ordering: .relaxed), maintenance: maintenance.totals,
+            maintenanceError: maintenance.lastError.map { "\($0)" })
+    }
+
+    /// Runs, on the caller's thread, the work the background thread does:
+    /// flushes sealed memtables, drops ended partitions, compacts.
+    @discardableResult
+    public func runMaintenance() throws(EngineError) -> MaintenanceReport {
+        try maintenance.run()
+    }
+
+    /// Seals the active memtable now (even if small) and flushes it,
+    /// so that everything written so far is in tables.
+    public func flush() async throws(EngineError) {
+        try pipeline.sealNow()
+        try maintenance.run()
+    }
+
+    /// The live partitions and their tables.
+    public var partitions: [PartitionInfo] {
+        views.current.version.partitions.map { end, tables in
+            PartitionInfo(end: end == PartitionLayout.persistentEnd ? nil : end, tables: tables.map { table in
+                TableInfo(number: table.number, tier: table.metadata.tier, bytes: table.metadata.size,
+                          entries: table.metadata.entries, tombstones: table.metadata.tombstones,
+                          minExpiry: table.metadata.minExpiry == 0 ? nil : table.metadata.minExpiry,
+                          maxExpiry: table.metadata.maxExpiry == 0 ? nil : table.metadata.maxExpiry,
+                          createdAt: table.metadata.createdAt, path: table.reader.path)
+            })
+        }
     }
 
     // MARK: - Helpers
@@ -223,7 +272,7 @@ public final class Engine: Sendable {
 
 extension Engine {
     /// String conveniences (UTF-8 bytes).
-    public func get(_ key: String) -> StoredValue? { get(Array(key.utf8)) }
+    public func get(_ key: String) throws(EngineError) -> StoredValue? { try get(Array(key.utf8)) }
 
     public func put(_ key: String, _ value: String, expiresAt: Int64? = nil) async throws(EngineError) {
         try await put(Array(key.utf8), Array(value.utf8), expiresAt: expiresAt)

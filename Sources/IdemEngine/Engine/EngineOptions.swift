@@ -30,6 +30,40 @@ public struct EngineOptions: Sendable {
     public var maxBatchBytes = 64 << 20
     /// A WAL segment rolls once it would grow past this.
     public var walSegmentSize: Int64 = 64 << 20
+
+    // MARK: Memtables and tables
+
+    /// A memtable is sealed and flushed once it holds about this many bytes.
+    public var memtableSize = 64 << 20
+    /// Writers stall while this many sealed memtables await their flush.
+    public var maxSealedMemtables = 4
+    /// The width of a time partition, in milliseconds (default one hour).
+    /// Entries are grouped into partitions by expiry time; a partition is
+    /// deleted whole once its end has passed.
+    public var partitionWidth: Int64 = 3_600_000
+    /// Bytes of decompressed blocks kept in memory.
+    public var blockCacheSize = 64 << 20
+    /// Bloom filter bits per key (see `BloomFilter` for why 20).
+    public var bloomBitsPerKey = 20
+    /// Data block size and compression of freshly written (hot) tables.
+    public var hotBlockSize = 8 << 10
+    public var hotCompression: CompressionKind = .lz4
+    /// Tables older than this (milliseconds) are rewritten into the cold
+    /// tier, with `coldCompression` and larger blocks.
+    public var coldAfter: Int64 = 6 * 3_600_000
+    public var coldBlockSize = 32 << 10
+    public var coldCompression: CompressionKind = .zstd
+    public var coldZstdLevel: Int32 = 6
+    /// Where cold tables live (a cheaper disk, say); `<directory>/cold` when nil.
+    public var coldDirectory: String?
+    /// A partition's hot tables are merged once there are this many.
+    public var compactionTrigger = 4
+    /// Run flushes, partition drops and compactions on a background thread,
+    /// checking at least this often (milliseconds). With `false`, nothing
+    /// happens until `Engine.runMaintenance()` is called (tests).
+    public var backgroundMaintenance = true
+    public var maintenanceInterval: Int64 = 1000
+
     public var fileSystem: any FileSystem = PosixFileSystem()
     public var clock: any WallClock = SystemClock()
 

@@ -9,11 +9,14 @@ final class EngineCounters: Sendable {
     let walSyncNanoseconds = Atomic<Int>(0)
     let commitsAcknowledged = Atomic<Int>(0)
     let writeFailures = Atomic<Int>(0)
+    let writeStalls = Atomic<Int>(0)
 
-    func snapshot() -> (appends: Int, records: Int, bytes: Int, syncs: Int, syncNanoseconds: Int, acknowledged: Int, failures: Int) {
+    func snapshot() -> (appends: Int, records: Int, bytes: Int, syncs: Int, syncNanoseconds: Int, acknowledged: Int,
+                        failures: Int, stalls: Int) {
         (walAppends.load(ordering: .relaxed), walRecords.load(ordering: .relaxed), walBytes.load(ordering: .relaxed),
          walSyncs.load(ordering: .relaxed), walSyncNanoseconds.load(ordering: .relaxed),
-         commitsAcknowledged.load(ordering: .relaxed), writeFailures.load(ordering: .relaxed))
+         commitsAcknowledged.load(ordering: .relaxed), writeFailures.load(ordering: .relaxed),
+         writeStalls.load(ordering: .relaxed))
     }
 }
 
@@ -29,12 +32,71 @@ public struct EngineStatistics: Sendable {
     /// Writes acknowledged to their callers.
     public var writesAcknowledged: Int
     public var writeFailures: Int
+    /// Times a writer waited for flushes to catch up.
+    public var writeStalls: Int
     public var lastSequence: UInt64
     public var memtableEntries: Int
     public var memtableBytes: Int
+    public var sealedMemtables: Int
     public var currentWALSegment: UInt64
     /// Why writes are refused, if they are.
     public var readOnlyReason: String?
+    public var tables: Int
+    public var partitions: Int
+    public var tableBytes: Int
+    public var blockCacheBytes: Int
+    public var blockCacheHits: Int
+    public var blockCacheMisses: Int
+    /// Flushes, drops and compactions since open.
+    public var maintenance: MaintenanceReport
+    /// The last background failure, if the last run failed.
+    public var maintenanceError: String?
+}
+
+/// What background maintenance did: one run's work, or the totals since open.
+public struct MaintenanceReport: Sendable, Equatable {
+    public var flushes = 0
+    public var flushedEntries = 0
+    public var partitionsDropped = 0
+    public var filesDropped = 0
+    public var bytesDropped: UInt64 = 0
+    public var compactions = 0
+    public var compactionBytesRead: UInt64 = 0
+    public var compactionBytesWritten: UInt64 = 0
+    public var coldMigrations = 0
+    public var walSegmentsDeleted = 0
+
+    mutating func add(_ other: MaintenanceReport) {
+        flushes += other.flushes
+        flushedEntries += other.flushedEntries
+        partitionsDropped += other.partitionsDropped
+        filesDropped += other.filesDropped
+        bytesDropped += other.bytesDropped
+        compactions += other.compactions
+        compactionBytesRead += other.compactionBytesRead
+        compactionBytesWritten += other.compactionBytesWritten
+        coldMigrations += other.coldMigrations
+        walSegmentsDeleted += other.walSegmentsDeleted
+    }
+}
+
+/// One live time partition: the instant it ends (nil for the partition of
+/// keys that never expire) and its tables.
+public struct PartitionInfo: Sendable {
+    public var end: Int64?
+    public var tables: [TableInfo]
+}
+
+public struct TableInfo: Sendable {
+    public var number: UInt64
+    public var tier: Tier
+    public var bytes: UInt64
+    public var entries: UInt64
+    public var tombstones: UInt64
+    public var minExpiry: Int64?
+    public var maxExpiry: Int64?
+    public var createdAt: Int64
+    public var path: String
 }
 
 /// What recovery found and did when the engine opened.
@@ -56,4 +118,6 @@ public struct RecoveryReport: Sendable {
     /// Damaged ranges skipped in `.salvage` mode (always empty in `.strict`).
     public var droppedRanges: [DroppedRange] = []
     public var durationSeconds = 0.0
+    /// Tables named by the manifest and opened.
+    public var tablesOpened = 0
 }

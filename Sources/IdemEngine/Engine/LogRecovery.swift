@@ -16,6 +16,9 @@ struct LogRecovery {
     let mode: RecoveryMode
     let memtable: Memtable
     let segmentSizeLimit: Int64
+    /// Segments below this are covered by tables (the manifest's log
+    /// number): they are deleted, not replayed.
+    let obsoleteBelow: UInt64
 
     /// What recovery hands to the engine: a writer on a new, empty segment,
     /// the next sequence number, and the report.
@@ -28,7 +31,11 @@ struct LogRecovery {
     func run() throws(EngineError) -> Outcome {
         let started = monotonicNanoseconds()
         var report = RecoveryReport()
-        let segments = try existingSegments()
+        var segments = try existingSegments()
+        for number in segments where number < obsoleteBelow {
+            try remove(directory.appendingPathComponent(LogFormat.segmentName(number)))
+        }
+        segments.removeAll { $0 < obsoleteBelow }
         var lastSequence: UInt64 = 0
         var damaged = false
 
@@ -96,7 +103,7 @@ struct LogRecovery {
             }
         }
 
-        let nextSegment = (segments.last ?? 0) + 1
+        let nextSegment = max((segments.last ?? 0) + 1, obsoleteBelow)
         let writer: LogWriter
         do {
             writer = try LogWriter(fileSystem: fileSystem, directory: directory, segmentNumber: nextSegment,

@@ -13,6 +13,7 @@ public enum ErrorNumber {
     public static let io = EIO
     public static let notFound = ENOENT
     public static let wouldBlock = EWOULDBLOCK
+    public static let exists = EEXIST
 
     public static func describe(_ code: Int32) -> String {
         guard let message = strerror(code) else { return "errno \(code)" }

@@ -57,6 +57,15 @@ final class VersionedEntry: ManagedBuffer<VersionedEntryHeader, UInt8>, RadixTre
         return try withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: count)) }
     }
 
+    /// `withKey` for bodies with a typed error.
+    func withKeyBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let count = Int(header.keyCount)
+        let result = withUnsafeMutablePointerToElements { elements in
+            Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(start: elements, count: count)) }
+        }
+        return try result.get()
+    }
+
     func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let keyCount = Int(header.keyCount)
         let valueCount = Int(header.valueCount)

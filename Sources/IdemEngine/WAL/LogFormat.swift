@@ -1,10 +1,10 @@
-/// The write-ahead log's on-disk layout (docs/FORMAT.md, "WAL segment",
-/// format version 1).
+/// The log file layout shared by the write-ahead log and the manifest
+/// (docs/FORMAT.md, "Log files", format version 1). The two kinds differ in
+/// file name, magic and record type only.
 ///
-/// A segment file `wal-<20-digit number>.log` is a 32-byte header followed
-/// by records packed end to end:
+/// A file is a 32-byte header followed by records packed end to end:
 ///
-///     header:  magic "IDEMWAL\0" (8) | version u32 | flags u32 |
+///     header:  magic (8: "IDEMWAL\0" or "IDEMMAN\0") | version u32 | flags u32 |
 ///              segment number u64 | masked crc32c of the previous 24 bytes (4) | zero (4)
 ///     record:  masked crc32c (4) | payload length u32 (4) | type u8 (1) | payload
 ///
@@ -12,7 +12,6 @@
 /// record offset`, so a record copied to another offset or another segment
 /// (a recycled file, a misdirected write) never validates there.
 enum LogFormat {
-    static let magic: [UInt8] = Array("IDEMWAL\0".utf8)
     static let version: UInt32 = 1
     static let segmentHeaderSize = 32
     static let recordHeaderSize = 9
@@ -20,26 +19,51 @@ enum LogFormat {
     enum RecordType: UInt8 {
         /// The payload is one encoded `WriteBatch` (see `BatchCodec`).
         case writeBatch = 1
+        /// The payload is one encoded `VersionEdit` (manifest only).
+        case versionEdit = 2
     }
 
-    static let segmentPrefix = "wal-"
-    static let segmentSuffix = ".log"
+    /// Which log a file belongs to.
+    enum Kind {
+        /// Write-ahead log segments: `wal-<20 digits>.log`.
+        case wal
+        /// The manifest: `MANIFEST-<20 digits>`.
+        case manifest
 
-    static func segmentName(_ number: UInt64) -> String {
-        let digits = String(number)
-        return segmentPrefix + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + segmentSuffix
+        var magic: [UInt8] {
+            switch self {
+            case .wal: Array("IDEMWAL\0".utf8)
+            case .manifest: Array("IDEMMAN\0".utf8)
+            }
+        }
+
+        private var affixes: (prefix: String, suffix: String) {
+            switch self {
+            case .wal: ("wal-", ".log")
+            case .manifest: ("MANIFEST-", "")
+            }
+        }
+
+        func fileName(_ number: UInt64) -> String {
+            let digits = String(number)
+            return affixes.prefix + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + affixes.suffix
+        }
+
+        /// The number named by a file name, or nil for other files.
+        func number(fromName name: String) -> UInt64? {
+            let (prefix, suffix) = affixes
+            guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
+            let digits = name.dropFirst(prefix.count).dropLast(suffix.count)
+            guard digits.count == 20, digits.allSatisfy(\.isASCII) else { return nil }
+            return UInt64(digits)
+        }
     }
 
-    /// The segment number named by a file name, or nil for other files.
-    static func segmentNumber(fromName name: String) -> UInt64? {
-        guard name.hasPrefix(segmentPrefix), name.hasSuffix(segmentSuffix) else { return nil }
-        let digits = name.dropFirst(segmentPrefix.count).dropLast(segmentSuffix.count)
-        guard digits.count == 20, digits.allSatisfy(\.isASCII) else { return nil }
-        return UInt64(digits)
-    }
+    static func segmentName(_ number: UInt64) -> String { Kind.wal.fileName(number) }
+    static func segmentNumber(fromName name: String) -> UInt64? { Kind.wal.number(fromName: name) }
 
-    static func segmentHeader(number: UInt64) -> [UInt8] {
-        var header = magic
+    static func header(kind: Kind, number: UInt64) -> [UInt8] {
+        var header = kind.magic
         header.appendFixed32(version)
         header.appendFixed32(0)
         header.appendFixed64(number)

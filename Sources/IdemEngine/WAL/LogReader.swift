@@ -31,12 +31,12 @@ struct LogSegmentScan {
     var validEnd = 0
 
     /// Scans `bytes`, the contents of segment `number`.
-    init(bytes: UnsafeRawBufferPointer, segmentNumber number: UInt64, salvage: Bool) {
+    init(bytes: UnsafeRawBufferPointer, kind: LogFormat.Kind = .wal, segmentNumber number: UInt64, salvage: Bool) {
         guard bytes.count >= LogFormat.segmentHeaderSize else {
             damage.append(.missingHeader)
             return
         }
-        if let problem = Self.headerProblem(bytes, number: number) {
+        if let problem = Self.headerProblem(bytes, kind: kind, number: number) {
             damage.append(.badHeader(problem))
             return
         }
@@ -96,8 +96,8 @@ struct LogSegmentScan {
         return nil
     }
 
-    private static func headerProblem(_ bytes: UnsafeRawBufferPointer, number: UInt64) -> String? {
-        guard bytes[0..<8].elementsEqual(LogFormat.magic) else { return "bad magic" }
+    private static func headerProblem(_ bytes: UnsafeRawBufferPointer, kind: LogFormat.Kind, number: UInt64) -> String? {
+        guard bytes[0..<8].elementsEqual(kind.magic) else { return "bad magic" }
         var crc = CRC32C()
         crc.update(UnsafeRawBufferPointer(rebasing: bytes[0..<24]))
         guard crc.masked == bytes.loadFixed32(at: 24) else { return "header checksum mismatch" }

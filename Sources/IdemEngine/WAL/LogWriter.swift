@@ -24,24 +24,34 @@ final class LogWriter {
     let directory: String
     let fileSystem: any FileSystem
     let segmentSizeLimit: Int64
+    let kind: LogFormat.Kind
     private(set) var segmentNumber: UInt64
     private(set) var currentFile: any WritableFile
     /// Bytes written through this writer (headers included), for statistics.
     private(set) var bytesWritten: Int64 = 0
 
     /// Creates segment `segmentNumber` (which must not exist) and makes it durable.
-    init(fileSystem: any FileSystem, directory: String, segmentNumber: UInt64, segmentSizeLimit: Int64) throws(IOFailure) {
+    init(fileSystem: any FileSystem, directory: String, kind: LogFormat.Kind = .wal, segmentNumber: UInt64,
+         segmentSizeLimit: Int64) throws(IOFailure) {
         self.fileSystem = fileSystem
         self.directory = directory
+        self.kind = kind
         self.segmentSizeLimit = segmentSizeLimit
         self.segmentNumber = segmentNumber
-        self.currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, number: segmentNumber)
+        self.currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: segmentNumber)
     }
 
-    static func createSegment(fileSystem: any FileSystem, directory: String, number: UInt64) throws(IOFailure) -> any WritableFile {
-        let path = directory.appendingPathComponent(LogFormat.segmentName(number))
+    static func createSegment(fileSystem: any FileSystem, directory: String, kind: LogFormat.Kind,
+                              number: UInt64) throws(IOFailure) -> any WritableFile {
+        let path = directory.appendingPathComponent(kind.fileName(number))
         let file = try fileSystem.openForAppending(path)
-        let header = LogFormat.segmentHeader(number: number)
+        guard file.size == 0 else {
+            // Numbers are never reused; an existing file means a bug or a
+            // foreign file, and appending to it would bury its contents.
+            file.close()
+            throw IOFailure(operation: "create (file already exists)", path: path, code: ErrorNumber.exists)
+        }
+        let header = LogFormat.header(kind: kind, number: number)
         try file.append(header[...])
         try file.sync()
         try fileSystem.syncDirectory(directory)
@@ -108,7 +118,7 @@ final class LogWriter {
             let next = segmentNumber + 1
             // The old file is not closed here: a concurrent periodic sync may
             // still hold it; it closes when the last reference goes.
-            currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, number: next)
+            currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: next)
             segmentNumber = next
         } catch {
             throw .unrecoverable(error)

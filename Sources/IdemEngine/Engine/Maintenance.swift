@@ -1,0 +1,192 @@
+import Synchronization
+
+/// Background work on the table set: flushing sealed memtables, dropping
+/// partitions that have ended, moving aged tables to the cold tier, and
+/// merging a partition's tables. One step at a time, on one thread — which
+/// bounds compaction I/O to a single stream and makes every change to the
+/// version set sequential.
+///
+/// Failure policy: writing a table can fail and be retried later (the
+/// memtable stays sealed, its WAL segments stay); failing to record an edit
+/// in the manifest leaves the table set on disk unknown, so writes stop
+/// (`CommitPipeline.enterReadOnly`), like a failed WAL sync.
+final class Maintenance: Sendable {
+    private struct Work {
+        let versions: VersionSet
+        var totals = MaintenanceReport()
+        var lastError: EngineError?
+    }
+
+    /// Serialises runs (the background thread and `Engine.runMaintenance`).
+    private let workLock = ConditionLock()
+    nonisolated(unsafe) private var work: Work // guarded by `workLock`
+    private let signal = ConditionLock()
+    nonisolated(unsafe) private var stopping = false // guarded by `signal`
+    nonisolated(unsafe) private var running = false // guarded by `signal`
+    private let views: ReadViews
+    private let options: EngineOptions
+    private let directory: String
+    private let layout: PartitionLayout
+    private let pipeline: Mutex<CommitPipeline?> = Mutex(nil)
+
+    init(versions: VersionSet, views: ReadViews, options: EngineOptions, directory: String) {
+        work = Work(versions: versions)
+        self.views = views
+        self.options = options
+        self.directory = directory
+        self.layout = PartitionLayout(widthMilliseconds: options.partitionWidth)
+    }
+
+    /// Connects the pipeline (created after this) and starts the thread.
+    func start(pipeline: CommitPipeline) {
+        self.pipeline.withLock { $0 = pipeline }
+        guard options.backgroundMaintenance else { return }
+        signal.withLock { running = true }
+        spawnThread(name: "idem-maintenance") { [self] in loop() }
+    }
+
+    /// Asks the background thread to look for work now.
+    func wake() {
+        signal.withLock { signal.broadcast() }
+    }
+
+    private func loop() {
+        let interval = UInt64(max(1, options.maintenanceInterval)) * 1_000_000
+        signal.lock()
+        while !stopping {
+            signal.unlock()
+            _ = try? run()
+            signal.lock()
+            if stopping { break }
+            signal.wait(nanoseconds: interval)
+        }
+        running = false
+        signal.broadcast()
+        signal.unlock()
+    }
+
+    func stop() {
+        signal.lock()
+        stopping = true
+        signal.broadcast()
+        while running { signal.wait() }
+        signal.unlock()
+        workLock.withLock { work.versions.close() }
+    }
+
+    var totals: MaintenanceReport { workLock.withLock { work.totals } }
+    var lastError: EngineError? { workLock.withLock { work.lastError } }
+
+    /// Does everything due now: flushes, drops, cold moves, compactions.
+    @discardableResult
+    func run() throws(EngineError) -> MaintenanceReport {
+        workLock.lock()
+        defer { workLock.unlock() }
+        do {
+            var report = MaintenanceReport()
+            do throws(EngineError) {
+                let now = options.clock.nowMilliseconds()
+                try flushSealed(work.versions, now: now, into: &report)
+                try dropEndedPartitions(work.versions, now: now, into: &report)
+                try compact(work.versions, now: now, into: &report)
+                work.lastError = nil
+            } catch {
+                work.lastError = error
+                work.totals.add(report)
+                throw error
+            }
+            work.totals.add(report)
+            return report
+        }
+    }
+
+    private var hotOptions: TableOptions {
+        TableOptions(blockSize: options.hotBlockSize, compression: options.hotCompression, zstdLevel: 3,
+                     bloomBitsPerKey: options.bloomBitsPerKey)
+    }
+
+    private var coldOptions: TableOptions {
+        TableOptions(blockSize: options.coldBlockSize, compression: options.coldCompression,
+                     zstdLevel: options.coldZstdLevel, bloomBitsPerKey: options.bloomBitsPerKey)
+    }
+
+    /// Records `edit`; a failure here stops writes (see the type's comment).
+    private func apply(_ versions: VersionSet, _ edit: VersionEdit, added: [LiveTable]) throws(EngineError) -> Version {
+        do {
+            return try versions.apply(edit, added: added)
+        } catch {
+            pipeline.withLock { $0 }?.enterReadOnly(reason: "manifest update failed: \(error)")
+            throw error
+        }
+    }
+
+    private func flushSealed(_ versions: VersionSet, now: Int64, into report: inout MaintenanceReport) throws(EngineError) {
+        while let oldest = views.current.sealed.last {
+            let outcome = try Flush(versions: versions, layout: layout, options: hotOptions, now: now).run(oldest)
+            let version = try apply(versions, outcome.edit, added: outcome.added)
+            views.install(version, flushed: oldest)
+            report.flushes += 1
+            report.flushedEntries += outcome.entriesWritten
+            report.walSegmentsDeleted += deleteWALSegments(below: oldest.firstUncoveredSegment, versions: versions)
+            pipeline.withLock { $0 }?.wakeStalledWriters()
+        }
+    }
+
+    /// Deletes the WAL segments a flush made obsolete (best effort: any
+    /// left behind are deleted at the next open, below the manifest's log number).
+    private func deleteWALSegments(below limit: UInt64, versions: VersionSet) -> Int {
+        guard let names = try? versions.fileSystem.listDirectory(directory) else { return 0 }
+        var deleted = 0
+        for name in names {
+            guard let number = LogFormat.segmentNumber(fromName: name), number < limit else { continue }
+            if (try? versions.fileSystem.removeFile(directory.appendingPathComponent(name))) != nil { deleted += 1 }
+        }
+        if deleted > 0 { try? versions.fileSystem.syncDirectory(directory) }
+        return deleted
+    }
+
+    /// Drops every partition whose end has passed: one manifest edit, then
+    /// the files are unlinked. The cost does not depend on how many keys
+    /// the partitions hold.
+    private func dropEndedPartitions(_ versions: VersionSet, now: Int64, into report: inout MaintenanceReport) throws(EngineError) {
+        let ended = versions.current.partitions.filter { $0.end != PartitionLayout.persistentEnd && $0.end <= now }
+        guard !ended.isEmpty else { return }
+        let doomed = ended.flatMap(\.tables)
+        var edit = VersionEdit()
+        edit.deletedFiles = doomed.map(\.number)
+        let version = try apply(versions, edit, added: [])
+        views.install(version)
+        versions.deleteFiles(of: doomed)
+        report.partitionsDropped += ended.count
+        report.filesDropped += doomed.count
+        report.bytesDropped += doomed.reduce(0) { $0 + $1.metadata.size }
+    }
+
+    /// Moves aged hot tables to the cold tier, and merges a partition's
+    /// tables of one tier once there are `compactionTrigger` of them.
+    private func compact(_ versions: VersionSet, now: Int64, into report: inout MaintenanceReport) throws(EngineError) {
+        for (end, tables) in versions.current.partitions {
+            let hot = tables.filter { $0.metadata.tier == .hot }
+            let aged = hot.filter { now - $0.metadata.createdAt >= options.coldAfter }
+            var jobs: [(inputs: [LiveTable], tier: Tier)] = []
+            if !aged.isEmpty {
+                jobs.append((aged, .cold))
+            }
+            let young = hot.filter { now - $0.metadata.createdAt < options.coldAfter }
+            if young.count >= options.compactionTrigger { jobs.append((young, .hot)) }
+            let cold = tables.filter { $0.metadata.tier == .cold }
+            if cold.count >= options.compactionTrigger { jobs.append((cold, .cold)) }
+            for job in jobs {
+                let outcome = try Compaction(versions: versions, inputs: job.inputs, partitionEnd: end, outputTier: job.tier,
+                                             options: job.tier == .hot ? hotOptions : coldOptions, now: now).run()
+                let version = try apply(versions, outcome.edit, added: outcome.added)
+                views.install(version)
+                versions.deleteFiles(of: outcome.removed)
+                report.compactions += 1
+                if job.tier == .cold && job.inputs.first?.metadata.tier == .hot { report.coldMigrations += 1 }
+                report.compactionBytesRead += outcome.bytesRead
+                report.compactionBytesWritten += outcome.bytesWritten
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+/// Writes a sealed memtable out as tables, one per time partition.
+///
+/// Placement (the rule `Version` documents): an entry goes to the later
+/// of its natural partition (by expiry) and the latest partition already
+/// holding an older version of its key. Two kinds of entry need no table:
+/// a tombstone when no table holds the key (nothing to shadow), and an
+/// entry already expired when no table holds the key.
+struct Flush {
+    let versions: VersionSet
+    let layout: PartitionLayout
+    let options: TableOptions
+    let now: Int64
+
+    struct Outcome {
+        var edit: VersionEdit
+        var added: [LiveTable]
+        var entriesWritten = 0
+        var entriesDropped = 0
+    }
+
+    func run(_ sealed: SealedMemtable) throws(EngineError) -> Outcome {
+        let version = versions.current
+        var writers: [Int64: TableFileWriter] = [:]
+        var outcome = Outcome(edit: VersionEdit(), added: [])
+        var maxSequence: UInt64 = 0
+        do throws(EngineError) {
+            for entry in sealed.memtable.allEntries() {
+                maxSequence = max(maxSequence, entry.sequence)
+                let natural = entry.isTombstone ? nil : layout.naturalEnd(forExpiry: entry.expiresAt)
+                let holder = try entry.withKeyBytes { key throws(EngineError) in
+                    try version.latestPartitionHolding(key, after: natural ?? .min)
+                }
+                let target: Int64
+                if let natural {
+                    if holder == nil && entry.isExpired(at: now) {
+                        outcome.entriesDropped += 1
+                        continue
+                    }
+                    target = max(natural, holder ?? natural)
+                } else {
+                    guard let holder else {
+                        outcome.entriesDropped += 1
+                        continue
+                    }
+                    target = holder
+                }
+                let writer: TableFileWriter
+                if let existing = writers[target] {
+                    writer = existing
+                } else {
+                    writer = try TableFileWriter(versions: versions, partitionEnd: target, tier: .hot,
+                                                 options: options, createdAt: now)
+                    writers[target] = writer
+                }
+                try writer.add(entry)
+                outcome.entriesWritten += 1
+            }
+            for writer in writers.values.sorted(by: { $0.partitionEnd < $1.partitionEnd }) {
+                outcome.added.append(try writer.finish())
+            }
+            if !outcome.added.isEmpty {
+                do throws(IOFailure) { try versions.fileSystem.syncDirectory(versions.directory) } catch { throw .io(error) }
+            }
+        } catch {
+            for writer in writers.values { writer.abandon() }
+            throw error
+        }
+        outcome.edit.addedFiles = outcome.added.map(\.metadata)
+        outcome.edit.logNumber = sealed.firstUncoveredSegment
+        outcome.edit.lastSequence = maxSequence
+        return outcome
+    }
+}
