@@ -19,7 +19,29 @@ struct SimulatedStore {
         options.clock = clock
         options.recovery = recovery
         options.walSegmentSize = segmentSize
+        options.backgroundMaintenance = false
         return options
+    }
+
+    /// Options for LSM tests: a small memtable, hour-wide partitions,
+    /// maintenance only when the test asks.
+    func lsmOptions(_ durability: Durability = .never, memtableSize: Int = 1 << 20) -> EngineOptions {
+        var options = options(durability)
+        options.memtableSize = memtableSize
+        options.partitionWidth = 3_600_000
+        options.hotBlockSize = 1024
+        options.coldAfter = 100 * 3_600_000
+        return options
+    }
+
+    func openLSM(_ options: EngineOptions) throws -> Engine {
+        try Engine.open(directory: directory, options: options)
+    }
+
+    func tableFiles() throws -> [String] {
+        let cold = directory + "/cold"
+        return try fileSystem.listDirectory(directory).filter { $0.hasSuffix(".sst") }.map { directory + "/" + $0 }
+            + (fileSystem.fileExists(cold) ? try fileSystem.listDirectory(cold).filter { $0.hasSuffix(".sst") }.map { cold + "/" + $0 } : [])
     }
 
     func open(_ durability: Durability = .always, recovery: RecoveryMode = .strict,

@@ -45,6 +45,7 @@ public final class SimulatedFileSystem: FileSystem {
         var writeFault: Fault?
         var syncFault: Fault?
         var readFault: Fault?
+        var recorder: CrashRecorder?
         var syncCount = 0
     }
 
@@ -59,6 +60,24 @@ public final class SimulatedFileSystem: FileSystem {
 
     /// How many file syncs have succeeded.
     public var syncCount: Int { state.withLock { $0.syncCount } }
+
+    /// Runs `body`, taking a crash clone after every step that changes
+    /// what is durable (file sync, directory sync), and returns them: every
+    /// state a power loss during `body` could leave behind.
+    public func crashStates(during body: () throws -> Void) rethrows -> [SimulatedFileSystem] {
+        let recorder = CrashRecorder()
+        state.withLock { $0.recorder = recorder }
+        defer { state.withLock { $0.recorder = nil } }
+        recorder.clones.withLock { $0.append(crashClone()) }
+        try body()
+        return recorder.clones.withLock { $0 }
+    }
+
+    private func recordCrashState() {
+        guard let recorder = state.withLock({ $0.recorder }) else { return }
+        let clone = crashClone()
+        recorder.clones.withLock { $0.append(clone) }
+    }
 
     /// Makes matching appends fail with `code` (e.g. ENOSPC). With
     /// `afterBytes`, that many bytes of the failing append still land first
@@ -267,6 +286,7 @@ public final class SimulatedFileSystem: FileSystem {
             }
             state.directories[normalized]!.durableEntries = state.directories[normalized]!.entries
         }
+        recordCrashState()
     }
 
     public func lockFile(_ path: String) throws(IOFailure) -> any DirectoryLock {
@@ -301,6 +321,7 @@ public final class SimulatedFileSystem: FileSystem {
             inode.durable = inode.data
             state.syncCount += 1
         }
+        recordCrashState()
     }
 
     func truncate(_ inode: Inode, to length: Int) {
@@ -345,6 +366,10 @@ public final class SimulatedFileSystem: FileSystem {
         let parent = String(normalized[..<slash])
         return (parent.isEmpty ? "/" : parent, String(normalized[normalized.index(after: slash)...]))
     }
+}
+
+final class CrashRecorder: Sendable {
+    let clones = Mutex<[SimulatedFileSystem]>([])
 }
 
 private final class SimulatedWritableFile: WritableFile, @unchecked Sendable {
