@@ -34,8 +34,12 @@ struct SimulatedStore {
         return options
     }
 
+    /// Opens with `options`, but always on this store's file system and clock.
     func openLSM(_ options: EngineOptions) throws -> Engine {
-        try Engine.open(directory: directory, options: options)
+        var options = options
+        options.fileSystem = fileSystem
+        options.clock = clock
+        return try Engine.open(directory: directory, options: options)
     }
 
     func tableFiles() throws -> [String] {

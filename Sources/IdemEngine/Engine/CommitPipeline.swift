@@ -296,7 +296,10 @@ final class CommitPipeline: Sendable {
     private func sealIfFull(force: Bool = false) -> Bool {
         guard force || state.memtable.approximateBytes >= options.memtableSize else { return false }
         var stalled = false
-        while views.current.sealed.count >= options.maxSealedMemtables && !state.closing && state.failure == nil {
+        // Without the background thread nothing would ever flush: the
+        // caller runs maintenance itself, and no stall is imposed.
+        while options.backgroundMaintenance && views.current.sealed.count >= options.maxSealedMemtables
+                && !state.closing && state.failure == nil {
             if !stalled { counters.writeStalls.add(1, ordering: .relaxed) }
             stalled = true
             lock.wait(nanoseconds: 100_000_000)

@@ -30,7 +30,7 @@ public final class Engine: Sendable {
     public let recoveryReport: RecoveryReport
 
     private let views: ReadViews
-    private let pipeline: CommitPipeline
+    let pipeline: CommitPipeline
     private let maintenance: Maintenance
     private let counters: EngineCounters
     private let cache: BlockCache
