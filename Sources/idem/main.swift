@@ -10,7 +10,7 @@ struct Idem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idem",
         abstract: "Idem: a durable store for idempotency keys.",
-        subcommands: [Smoke.self, Put.self, Get.self, Delete.self, Scan.self, Info.self]
+        subcommands: [Smoke.self, Put.self, Get.self, Delete.self, Scan.self, Info.self, Check.self, Stats.self]
     )
 }
 
@@ -25,9 +25,13 @@ struct StoreOptions: ParsableArguments {
     @Flag(name: .long, help: "Open a damaged log by keeping every valid record and reporting the rest.")
     var salvage = false
 
+    @Option(name: .long, help: "Width of a time partition, e.g. 10m, 1h, 1d.")
+    var partitionWidth: DurationArgument = DurationArgument(milliseconds: 3_600_000)
+
     func open() throws -> Engine {
         var options = EngineOptions(durability: fsync)
         options.recovery = salvage ? .salvage : .strict
+        options.partitionWidth = partitionWidth.milliseconds
         do {
             return try Engine.open(directory: dir, options: options)
         } catch {
@@ -37,6 +41,31 @@ struct StoreOptions: ParsableArguments {
 }
 
 extension Durability: ExpressibleByArgument {}
+
+/// A duration typed as a number and a unit: `250ms`, `30s`, `10m`, `1h`, `2d`.
+struct DurationArgument: ExpressibleByArgument {
+    var milliseconds: Int64
+
+    init(milliseconds: Int64) {
+        self.milliseconds = milliseconds
+    }
+
+    init?(argument: String) {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        for (suffix, scale) in units where argument.hasSuffix(suffix) {
+            let digits = argument.dropLast(suffix.count)
+            if suffix == "s" && digits.hasSuffix("m") { continue } // "ms" is handled first
+            guard let value = Int64(digits), value > 0 else { return nil }
+            let (product, overflow) = value.multipliedReportingOverflow(by: scale)
+            guard !overflow else { return nil }
+            milliseconds = product
+            return
+        }
+        return nil
+    }
+
+    var defaultValueDescription: String { "\(milliseconds)ms" }
+}
 
 func describe(_ report: RecoveryReport) -> String {
     var lines = ["recovered \(report.entriesReplayed) entries from \(report.recordsReplayed) records in "
@@ -77,10 +106,15 @@ struct Smoke: AsyncParsableCommand {
         guard let stored = try engine.get(key), stored.value == Array("run \(runs)".utf8) else {
             throw ValidationError("read-back mismatch for idem:smoke:last")
         }
+        // Through the whole engine: flush to a table, read back from it.
+        try await engine.flush()
+        guard try engine.get(key)?.value == Array("run \(runs)".utf8) else {
+            throw ValidationError("read-back from the table failed for idem:smoke:last")
+        }
         let stats = engine.statistics
         try engine.close()
-        print("ok: run \(runs) on \(store.dir) (fsync=\(store.fsync.rawValue)); \(stats.memtableEntries) keys, "
-            + "sequence \(stats.lastSequence), \(stats.walSyncs) WAL syncs this run")
+        print("ok: run \(runs) on \(store.dir) (fsync=\(store.fsync.rawValue)); \(stats.tables) tables in "
+            + "\(stats.partitions) partitions, sequence \(stats.lastSequence), \(stats.walSyncs) WAL syncs this run")
     }
 }
 
@@ -155,8 +189,85 @@ struct Info: ParsableCommand {
         let stats = engine.statistics
         print("""
             keys in memtable: \(stats.memtableEntries) (~\(stats.memtableBytes) bytes)
+            tables:           \(stats.tables) in \(stats.partitions) partitions (\(stats.tableBytes) bytes)
             last sequence:    \(stats.lastSequence)
             WAL segment:      \(stats.currentWALSegment)
             """)
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify a stopped data directory: manifest, every table block, every WAL record.",
+        discussion: "Exits 0 when healthy (warnings allowed), 1 when any error is found.")
+
+    @Option(name: .long, help: "Data directory.")
+    var dir = "./idem-data"
+
+    func run() throws {
+        let showProgress = isatty(STDERR_FILENO) == 1
+        let report: DataDirectory.CheckReport
+        do {
+            report = try DataDirectory.check(directory: dir) { progress in
+                guard showProgress, progress.total > 0 else { return }
+                let width = 30
+                let filled = progress.done * width / progress.total
+                let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
+                let name = progress.file.split(separator: "/").last.map(String.init) ?? ""
+                FileHandleOutput.standardError("\r[\(bar)] \(progress.done)/\(progress.total) \(name)\u{1B}[K")
+            }
+        } catch {
+            throw ValidationError("cannot check \(dir): \(error)")
+        }
+        if showProgress { FileHandleOutput.standardError("\r\u{1B}[K") }
+        for problem in report.problems { print(problem) }
+        print("checked \(report.tablesChecked) tables (\(report.entriesChecked) entries), "
+            + "\(report.walSegmentsChecked) WAL segments (\(report.walRecordsChecked) records), "
+            + "\(report.manifestEdits) manifest edits: \(report.isHealthy ? "OK" : "DAMAGED")")
+        if !report.isHealthy { throw ExitCode(1) }
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List partitions, tiers, tables and the WAL of a stopped data directory.")
+
+    @Option(name: .long, help: "Data directory.")
+    var dir = "./idem-data"
+
+    func run() throws {
+        let summary: DataDirectory.Summary
+        do { summary = try DataDirectory.summary(directory: dir) } catch {
+            throw ValidationError("cannot read \(dir): \(error)")
+        }
+        print("partition width: \(summary.partitionWidth.map { "\($0) ms" } ?? "-"), last sequence: \(summary.lastSequence)")
+        for partition in summary.partitions {
+            let bytes = partition.tables.reduce(0) { $0 + $1.bytes }
+            let entries = partition.tables.reduce(0) { $0 + $1.entries }
+            let ends = partition.end.map { "ends \(formatTimestamp($0))" } ?? "persistent (never expires)"
+            print("partition \(ends): \(partition.tables.count) tables, \(entries) entries, \(bytes) bytes")
+            for table in partition.tables {
+                let expiry = table.minExpiry.map { "expiry \(formatTimestamp($0)) … \(formatTimestamp(table.maxExpiry ?? $0))" } ?? "no expiry"
+                print("  \(table.tier) #\(table.number): \(table.entries) entries (\(table.tombstones) deletions), "
+                    + "\(table.bytes) bytes, \(expiry)")
+            }
+        }
+        let walBytes = summary.walSegments.reduce(0) { $0 + $1.bytes }
+        print("WAL: \(summary.walSegments.count) segments, \(walBytes) bytes")
+    }
+}
+
+/// Milliseconds since the epoch as an ISO-8601 UTC instant.
+func formatTimestamp(_ milliseconds: Int64) -> String {
+    var seconds = time_t(milliseconds / 1000)
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+}
+
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 }

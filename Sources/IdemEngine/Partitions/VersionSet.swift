@@ -51,20 +51,12 @@ final class VersionSet {
                      cache: BlockCache, partitionWidth: Int64) throws(EngineError) -> VersionSet {
         let set = VersionSet(fileSystem: fileSystem, directory: directory, coldDirectory: coldDirectory, cache: cache)
         do { try fileSystem.createDirectory(coldDirectory) } catch { throw .io(error) }
-        let currentPath = directory.appendingPathComponent(currentFileName)
-        var files: [UInt64: FileMetadata] = [:]
-        var oldManifest: String?
-        if fileSystem.fileExists(currentPath) {
-            let name: String
-            do { name = String(decoding: try fileSystem.readFile(currentPath), as: UTF8.self) } catch { throw .io(error) }
-            let trimmed = name.hasSuffix("\n") ? String(name.dropLast()) : name
-            guard let number = LogFormat.Kind.manifest.number(fromName: trimmed) else {
-                throw .corruption(file: currentPath, offset: 0, detail: "does not name a manifest")
-            }
-            oldManifest = directory.appendingPathComponent(trimmed)
-            try set.replay(manifest: oldManifest!, number: number, into: &files)
-            set.nextFileNumber = max(set.nextFileNumber, number + 1)
-        }
+        let recovered = try ManifestState.read(fileSystem: fileSystem, directory: directory)
+        let files = recovered.files
+        let oldManifest = recovered.manifestPath
+        set.logNumber = recovered.logNumber
+        set.nextFileNumber = recovered.nextFileNumber
+        set.lastSequence = recovered.lastSequence
         var tables: [LiveTable] = []
         for metadata in files.values {
             tables.append(try set.openTable(metadata))
@@ -89,49 +81,6 @@ final class VersionSet {
             do { try fileSystem.removeFile(oldManifest) } catch { throw .io(error) }
         }
         return set
-    }
-
-    private func replay(manifest path: String, number: UInt64, into files: inout [UInt64: FileMetadata]) throws(EngineError) {
-        let bytes: [UInt8]
-        do { bytes = try fileSystem.readFile(path) } catch { throw .io(error) }
-        let scan = bytes.withUnsafeBytes { LogSegmentScan(bytes: $0, kind: .manifest, segmentNumber: number, salvage: false) }
-        for damage in scan.damage {
-            switch damage {
-            case .tornTail:
-                // The last edit never finished syncing: the work it recorded
-                // was not acknowledged and its files are leftovers.
-                continue
-            case .missingHeader, .badHeader, .corruption:
-                throw .corruption(file: path, offset: scan.validEnd, detail: "manifest damaged: \(damage)")
-            }
-        }
-        for record in scan.records {
-            guard record.type == .versionEdit else {
-                throw .corruption(file: path, offset: record.offset, detail: "unexpected record type in manifest")
-            }
-            let decoded = bytes.withUnsafeBytes { raw in
-                Result { () throws(VersionEdit.DecodingError) -> VersionEdit in
-                    try VersionEdit.decode(UnsafeRawBufferPointer(rebasing: raw[record.payload]))
-                }
-            }
-            switch decoded {
-            case .failure(let error):
-                throw .corruption(file: path, offset: record.offset, detail: "bad version edit: \(error.detail)")
-            case .success(let edit):
-                absorb(edit, into: &files)
-            }
-        }
-    }
-
-    private func absorb(_ edit: VersionEdit, into files: inout [UInt64: FileMetadata]) {
-        if let value = edit.logNumber { logNumber = max(logNumber, value) }
-        if let value = edit.nextFileNumber { nextFileNumber = max(nextFileNumber, value) }
-        if let value = edit.lastSequence { lastSequence = max(lastSequence, value) }
-        for number in edit.deletedFiles { files[number] = nil }
-        for file in edit.addedFiles {
-            files[file.number] = file
-            nextFileNumber = max(nextFileNumber, file.number + 1)
-        }
     }
 
     func openTable(_ metadata: FileMetadata) throws(EngineError) -> LiveTable {
