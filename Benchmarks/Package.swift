@@ -21,5 +21,12 @@ let package = Package(
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Macro workloads (millions of keys, partitions, tiers) that need
+        // more set-up than package-benchmark's iterations suit.
+        .executableTarget(
+            name: "idem-workloads",
+            dependencies: [.product(name: "IdemEngine", package: "main")],
+            path: "Workloads"
+        ),
     ]
 )

@@ -27,7 +27,7 @@ final class CommitWaiter: Sendable {
         }
     }
 
-    func wait() async throws(EngineError) {
+    nonisolated(nonsending) func wait() async throws(EngineError) {
         let result = await withCheckedContinuation { continuation in
             let ready = state.withLock { state -> Result<Void, EngineError>? in
                 if case .completed(let result) = state { return result }

@@ -137,16 +137,16 @@ public final class Engine: Sendable {
 
     // MARK: - Writes
 
-    public func put(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64? = nil) async throws(EngineError) {
+    nonisolated(nonsending) public func put(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64? = nil) async throws(EngineError) {
         try await write(WriteBatch(.init(kind: .value, key: key, value: value, expiresAt: expiresAt)))
     }
 
-    public func delete(_ key: [UInt8]) async throws(EngineError) {
+    nonisolated(nonsending) public func delete(_ key: [UInt8]) async throws(EngineError) {
         try await write(WriteBatch(.init(kind: .tombstone, key: key, value: [], expiresAt: nil)))
     }
 
     /// Applies every operation of `batch` atomically.
-    public func write(_ batch: WriteBatch) async throws(EngineError) {
+    nonisolated(nonsending) public func write(_ batch: WriteBatch) async throws(EngineError) {
         guard !batch.isEmpty else { return }
         let waiter: CommitWaiter?
         do {
@@ -179,7 +179,7 @@ public final class Engine: Sendable {
     /// `body` runs while the engine's commit lock is held: keep it short,
     /// and do not call the engine from it. Returns once the change (or the
     /// state `body` saw) is durable.
-    public func update<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) async throws -> R {
+    nonisolated(nonsending) public func update<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) async throws -> R {
         let (result, waiter) = try prepareUpdate(key, body)
         try await waiter?.wait()
         return result
@@ -274,11 +274,11 @@ extension Engine {
     /// String conveniences (UTF-8 bytes).
     public func get(_ key: String) throws(EngineError) -> StoredValue? { try get(Array(key.utf8)) }
 
-    public func put(_ key: String, _ value: String, expiresAt: Int64? = nil) async throws(EngineError) {
+    nonisolated(nonsending) public func put(_ key: String, _ value: String, expiresAt: Int64? = nil) async throws(EngineError) {
         try await put(Array(key.utf8), Array(value.utf8), expiresAt: expiresAt)
     }
 
-    public func delete(_ key: String) async throws(EngineError) {
+    nonisolated(nonsending) public func delete(_ key: String) async throws(EngineError) {
         try await delete(Array(key.utf8))
     }
 }

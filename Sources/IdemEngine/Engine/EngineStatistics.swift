@@ -66,6 +66,8 @@ public struct MaintenanceReport: Sendable, Equatable {
     public var coldMigrations = 0
     public var walSegmentsDeleted = 0
 
+    public init() {}
+
     mutating func add(_ other: MaintenanceReport) {
         flushes += other.flushes
         flushedEntries += other.flushedEntries

@@ -38,7 +38,7 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
         while let child = current {
             switch child {
             case .leaf(let leaf):
-                return leaf.withKey { $0.elementsEqual(key) } ? leaf : nil
+                return leaf.withKey { ByteOrder.equal($0, key) } ? leaf : nil
             case .node(let node):
                 guard node.prefixMatches(key, at: depth) else { return nil }
                 depth += node.prefix.count
@@ -77,7 +77,7 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
         switch child {
         case .leaf(let existing):
             return existing.withKey { existingKey in
-                if existingKey.elementsEqual(key) { return (.leaf(leaf), existing) }
+                if ByteOrder.equal(existingKey, key) { return (.leaf(leaf), existing) }
                 // Two keys in one slot: a new node holds their common bytes.
                 let common = commonPrefixLength(existingKey, key, from: depth)
                 let node = Node(prefix: Array(key[depth..<(depth + common)]))
@@ -133,7 +133,7 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
     private static func remove(_ key: UnsafeRawBufferPointer, from child: Child, depth: Int) -> (Child?, Leaf?) {
         switch child {
         case .leaf(let leaf):
-            return leaf.withKey { $0.elementsEqual(key) } ? (nil, leaf) : (child, nil)
+            return leaf.withKey { ByteOrder.equal($0, key) } ? (nil, leaf) : (child, nil)
         case .node(let node):
             guard node.prefixMatches(key, at: depth) else { return (child, nil) }
             let next = depth + node.prefix.count
@@ -173,7 +173,7 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
     func forEach(prefix: [UInt8], from lowerBound: [UInt8]? = nil, _ body: (Leaf) throws -> Bool) rethrows {
         let start = lowerBound.map { Self.isLess(prefix, $0) ? $0 : prefix } ?? prefix
         try forEach(from: start) { leaf in
-            guard leaf.withKey({ $0.starts(with: prefix) }) else { return false }
+            guard leaf.withKey({ ByteOrder.hasPrefix($0, prefix) }) else { return false }
             return try body(leaf)
         }
     }
@@ -217,11 +217,11 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
     }
 
     private static func isLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        a.lexicographicallyPrecedes(b)
+        ByteOrder.compare(a, b) < 0
     }
 
     private static func isLess(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        a.lexicographicallyPrecedes(b)
+        ByteOrder.compare(a, b) < 0
     }
 
     private static func commonPrefixLength(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, from depth: Int) -> Int {

@@ -53,6 +53,6 @@ struct FileMetadata: Sendable, Equatable {
 
     /// Whether `key` lies within the table's key range.
     func covers(_ key: UnsafeRawBufferPointer) -> Bool {
-        !key.lexicographicallyPrecedes(smallestKey) && !largestKey.lexicographicallyPrecedes(key)
+        ByteOrder.compare(smallestKey, key) <= 0 && ByteOrder.compare(largestKey, key) >= 0
     }
 }

@@ -14,8 +14,8 @@ final class LiveTable: Sendable {
     /// Whether the table holds an entry for `key` (bloom filter first, then
     /// the block).
     func holds(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> Bool {
-        guard metadata.covers(key), reader.mayContain(hash: hash) else { return false }
-        return try reader.get(key, hash: hash) != nil
+        guard reader.mayContain(hash: hash), metadata.covers(key) else { return false }
+        return try reader.find(key) != nil
     }
 }
 
@@ -53,8 +53,9 @@ final class Version: Sendable {
         var best: VersionedEntry?
         for table in tables {
             if let best, best.sequence > table.metadata.maxSequence { break }
-            guard table.metadata.covers(key), table.reader.mayContain(hash: hash) else { continue }
-            if let found = try table.reader.get(key, hash: hash), found.sequence > (best?.sequence ?? 0) {
+            // The filter first: it rejects almost every table, cheaper than the range check.
+            guard table.reader.mayContain(hash: hash), table.metadata.covers(key) else { continue }
+            if let found = try table.reader.find(key), found.sequence > (best?.sequence ?? 0) {
                 best = found
             }
         }

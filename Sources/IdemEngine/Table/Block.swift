@@ -65,12 +65,12 @@ struct BlockIterator {
             nextOffset = block.restart(middle)
             key.removeAll(keepingCapacity: true)
             try next()
-            if key.lexicographicallyPrecedes(target) { low = middle } else { high = middle - 1 }
+            if ByteOrder.compare(key, target) < 0 { low = middle } else { high = middle - 1 }
         }
         nextOffset = block.restart(low)
         key.removeAll(keepingCapacity: true)
         try next()
-        while isValid && key.lexicographicallyPrecedes(target) { try next() }
+        while isValid && ByteOrder.compare(key, target) < 0 { try next() }
     }
 
     /// Decodes the entry at `nextOffset`; invalid past the last entry.

@@ -114,9 +114,14 @@ final class TableReader: Sendable {
     /// included; visibility is the caller's business).
     func get(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry? {
         guard filter.mayContain(hash: hash) else { return nil }
+        return try find(key)
+    }
+
+    /// `get` without the filter check (the caller has made it).
+    func find(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry? {
         var iterator = makeIterator()
         try iterator.seek(key)
-        guard iterator.isValid, iterator.key.elementsEqual(key) else { return nil }
+        guard iterator.isValid, ByteOrder.compare(iterator.key, key) == 0 else { return nil }
         return try iterator.entry()
     }
 

@@ -1,0 +1,268 @@
+// Macro workloads for the time-partitioned LSM, printed as Markdown tables
+// for BENCHMARKS.md. Run (release build):
+//
+//   cd Benchmarks && swift run -c release idem-workloads [keys] [scratch-dir]
+//
+// Defaults: 5,000,000 keys, scratch under /tmp. Every scenario uses its
+// own directory and deletes it afterwards.
+import Foundation
+import IdemEngine
+
+// `idem-workloads rss DIR`: open DIR in a fresh process and report its
+// resident memory (used by the reopen scenario below).
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "rss" {
+    let baseline = residentBytes()
+    let started = DispatchTime.now().uptimeNanoseconds
+    var rssOptions = EngineOptions(durability: .never)
+    rssOptions.backgroundMaintenance = false
+    let engine = try Engine.open(directory: CommandLine.arguments[2], options: rssOptions)
+    let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    print("\(openSeconds) \(residentBytes()) \(baseline) \(engine.statistics.tables)")
+    try engine.close()
+    exit(0)
+}
+
+let keyCount = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5_000_000 : 5_000_000
+let scratch = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : NSTemporaryDirectory() + "idem-workloads-\(getpid())"
+let hour: Int64 = 3_600_000
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func asyncSeconds(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try await body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+    return 0
+}
+
+func directorySize(_ path: String) -> Int {
+    guard let enumerator = FileManager.default.enumerator(atPath: path) else { return 0 }
+    var total = 0
+    for case let name as String in enumerator {
+        total += ((try? FileManager.default.attributesOfItem(atPath: path + "/" + name))?[.size] as? Int) ?? 0
+    }
+    return total
+}
+
+struct Keys {
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    mutating func next() -> [UInt8] { (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+}
+
+func rate(_ count: Int, _ seconds: Double) -> String {
+    let perSecond = Double(count) / seconds
+    return perSecond >= 1e6 ? String(format: "%.2fM/s", perSecond / 1e6) : String(format: "%.0fk/s", perSecond / 1e3)
+}
+
+func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+
+func options(clock: ManualClock, cache: Int = 64 << 20) -> EngineOptions {
+    var options = EngineOptions(durability: .never)
+    options.clock = clock
+    options.blockCacheSize = cache
+    options.backgroundMaintenance = true
+    options.maintenanceInterval = 50
+    return options
+}
+
+print("# idem-workloads: \(keyCount) keys, 16 B keys, 64 B values; \(ProcessInfo.processInfo.processorCount) cores")
+try? FileManager.default.removeItem(atPath: scratch)
+try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: scratch) }
+
+// MARK: 1. Fill over 48 partitions, then point lookups
+
+let clock = ManualClock()
+let start = clock.nowMilliseconds()
+// Random (incompressible) values, so bytes on disk are not flattered.
+var valueGenerator = SplitMix64(seed: 7)
+let values = (0..<1024).map { _ in (0..<64).map { _ in UInt8.random(in: 0...255, using: &valueGenerator) } }
+let fillDirectory = scratch + "/fill"
+var engine = try Engine.open(directory: fillDirectory, options: options(clock: clock))
+var keys = Keys(seed: 1)
+let fillTime = try await asyncSeconds {
+    for index in 0..<keyCount {
+        // Expiries spread evenly over 48 hours: 48 hour-wide partitions.
+        try await engine.put(keys.next(), values[index & 1023], expiresAt: start + Int64(index % 48) * hour + hour / 2)
+    }
+}
+let flushTime = try await asyncSeconds { try await engine.flush() }
+var stats = engine.statistics
+print("""
+
+## Fill and flush (\(keyCount) keys, expiries over 48 h, fsync=never, background flushes)
+
+| measure | value |
+|---|---|
+| fill (puts incl. background flushes) | \(rate(keyCount, fillTime)) (\(String(format: "%.1f", fillTime)) s) |
+| final flush | \(String(format: "%.2f", flushTime)) s |
+| flushes / tables / partitions | \(stats.maintenance.flushes) / \(stats.tables) / \(stats.partitions) |
+| compactions during fill | \(stats.maintenance.compactions) |
+| bytes on disk (tables) | \(mb(stats.tableBytes)) = \(String(format: "%.1f", Double(stats.tableBytes) / Double(keyCount))) B/key (raw 80 B/key) |
+| write stalls | \(stats.writeStalls) |
+""")
+try engine.close()
+
+func lookups(cache: Int, label: String) async throws {
+    let engine = try Engine.open(directory: fillDirectory, options: options(clock: clock, cache: cache))
+    let probes = min(keyCount, 1_000_000)
+    var hitKeys = Keys(seed: 1)
+    let present = (0..<probes).map { _ in hitKeys.next() }
+    var missKeys = Keys(seed: 99)
+    let absent = (0..<probes).map { _ in missKeys.next() }
+    var found = 0
+    // Warm-up pass (also fills the block cache where it fits).
+    for key in present.prefix(probes / 10) where try engine.get(key) != nil { found += 1 }
+    found = 0
+    let hitTime = try seconds { for key in present where try engine.get(key) != nil { found += 1 } }
+    precondition(found == probes, "lookups found \(found) of \(probes)")
+    let missTime = try seconds { for key in absent where try engine.get(key) != nil { found += 1 } }
+    let s = engine.statistics
+    print("| \(label) | \(rate(probes, hitTime)) (\(String(format: "%.2f", hitTime * 1e6 / Double(probes))) µs) | \(rate(probes, missTime)) (\(String(format: "%.2f", missTime * 1e6 / Double(probes))) µs) | \(s.blockCacheHits * 100 / max(1, s.blockCacheHits + s.blockCacheMisses)) % |")
+    try engine.close()
+}
+
+print("""
+
+## Point lookups, all data in tables (\(min(keyCount, 1_000_000)) random probes, one thread)
+
+| block cache | get hit | get miss | cache hit rate |
+|---|---|---|---|
+""")
+try await lookups(cache: 1 << 30, label: "1 GiB (warm: everything fits)")
+try await lookups(cache: 0, label: "none (every block read from the OS page cache)")
+
+// MARK: 2. Partition drop of one partition holding 1M keys
+
+let dropKeys = min(keyCount, 1_000_000)
+let dropDirectory = scratch + "/drop"
+engine = try Engine.open(directory: dropDirectory, options: options(clock: clock))
+keys = Keys(seed: 3)
+for index in 0..<dropKeys { try await engine.put(keys.next(), values[index & 1023], expiresAt: start + hour) }
+try await engine.flush()
+let bytesBefore = directorySize(dropDirectory)
+clock.advance(byMilliseconds: 2 * hour)
+var dropReport = MaintenanceReport()
+let dropTime = try seconds { dropReport = try engine.runMaintenance() }
+let bytesAfter = directorySize(dropDirectory)
+print("""
+
+## Whole-partition expiry
+
+| measure | value |
+|---|---|
+| keys in the partition | \(dropKeys) |
+| files dropped | \(dropReport.filesDropped) |
+| time to drop (manifest edit + unlink) | \(String(format: "%.2f", dropTime * 1000)) ms |
+| directory size before / after | \(mb(bytesBefore)) / \(mb(bytesAfter)) |
+""")
+try engine.close()
+
+// MARK: 3. Compaction throughput
+
+let compactionDirectory = scratch + "/compaction"
+var compactionOptions = options(clock: clock)
+compactionOptions.backgroundMaintenance = false
+engine = try Engine.open(directory: compactionDirectory, options: compactionOptions)
+let roundKeys = min(keyCount, 1_000_000) / 4
+for round in 0..<3 {
+    keys = Keys(seed: 10 + UInt64(round))
+    for index in 0..<roundKeys { try await engine.put(keys.next(), values[index & 1023], expiresAt: clock.nowMilliseconds() + 10 * hour) }
+    try await engine.flush() // 3 tables: below the default trigger of 4
+}
+keys = Keys(seed: 13)
+for index in 0..<roundKeys { try await engine.put(keys.next(), values[index & 1023], expiresAt: clock.nowMilliseconds() + 10 * hour) }
+var compactionReport = MaintenanceReport()
+let compactionTime = try await asyncSeconds {
+    try await engine.flush()
+    compactionReport = engine.statistics.maintenance
+}
+print("""
+
+## Compaction (4 flushed tables of \(roundKeys) keys in one partition → 1)
+
+| measure | value |
+|---|---|
+| compactions | \(compactionReport.compactions) |
+| read / written | \(mb(Int(compactionReport.compactionBytesRead))) / \(mb(Int(compactionReport.compactionBytesWritten))) |
+| time (last flush + compaction) | \(String(format: "%.2f", compactionTime)) s |
+| throughput (bytes read) | \(String(format: "%.1f", Double(compactionReport.compactionBytesRead) / 1e6 / compactionTime)) MB/s |
+""")
+try engine.close()
+
+// MARK: 4. Tiers on a realistic idempotency workload
+
+let tierDirectory = scratch + "/tiers"
+var tierOptions = options(clock: clock)
+tierOptions.backgroundMaintenance = false
+tierOptions.coldAfter = hour
+engine = try Engine.open(directory: tierDirectory, options: tierOptions)
+var generator = SplitMix64(seed: 21)
+let statuses = ["succeeded", "requires_action", "processing", "canceled"]
+let tierKeys = min(keyCount, 200_000)
+var rawBytes = 0
+for index in 0..<tierKeys {
+    let tenant = "tenant-\(Int.random(in: 1...40, using: &generator))"
+    let uuid = UUID().uuidString.lowercased()
+    var body = "{\"id\":\"pi_\(uuid.prefix(24))\",\"object\":\"payment_intent\",\"amount\":\(Int.random(in: 100...99_999, using: &generator)),"
+    body += "\"currency\":\"eur\",\"status\":\"\(statuses.randomElement(using: &generator)!)\",\"created\":\(1_764_000_000 + index),"
+    body += "\"metadata\":{\"order_id\":\"ord_\(Int.random(in: 1...9_999_999, using: &generator))\"},\"charges\":["
+    for charge in 0..<Int.random(in: 0...12, using: &generator) {
+        body += "{\"id\":\"ch_\(charge)\(uuid.suffix(12))\",\"amount\":\(Int.random(in: 100...9999, using: &generator)),\"paid\":true,\"outcome\":{\"network_status\":\"approved_by_network\",\"risk_level\":\"normal\"}},"
+    }
+    body += "]}"
+    let key = Array("\(tenant):\(uuid)".utf8)
+    rawBytes += key.count + body.utf8.count
+    try await engine.put(key, Array(body.utf8), expiresAt: clock.nowMilliseconds() + 24 * hour)
+}
+try await engine.flush()
+let hotBytes = engine.statistics.tableBytes
+clock.advance(byMilliseconds: 2 * hour)
+try engine.runMaintenance()
+let coldBytes = engine.statistics.tableBytes
+print("""
+
+## Compression by tier (\(tierKeys) records: `tenant-N:uuid` keys, JSON bodies of 100–2000 B)
+
+| tier | bytes on disk | per record | ratio vs raw |
+|---|---|---|---|
+| raw (keys + values) | \(mb(rawBytes)) | \(rawBytes / tierKeys) B | 1.00 |
+| hot (lz4, 8 KiB blocks) | \(mb(hotBytes)) | \(hotBytes / tierKeys) B | \(String(format: "%.2f", Double(rawBytes) / Double(hotBytes))) |
+| cold (zstd 6, 32 KiB blocks) | \(mb(coldBytes)) | \(coldBytes / tierKeys) B | \(String(format: "%.2f", Double(rawBytes) / Double(coldBytes))) |
+""")
+try engine.close()
+
+// MARK: 5. Memory and reopen (in a fresh process)
+
+let child = Process()
+child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+child.arguments = ["rss", fillDirectory]
+let pipe = Pipe()
+child.standardOutput = pipe
+try child.run()
+child.waitUntilExit()
+let fields = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    .split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+if fields.count == 4 {
+    print("""
+
+## Reopen of the \(keyCount)-key directory (all in tables), fresh process
+
+| measure | value |
+|---|---|
+| open: manifest, \(Int(fields[3])) tables (filters and indexes loaded) | \(String(format: "%.3f", fields[0])) s |
+| RSS after open | \(mb(Int(fields[1]))) (\(String(format: "%.1f", (fields[1] - fields[2]) / Double(keyCount))) B/key above the process baseline of \(mb(Int(fields[2])))) |
+""")
+}
