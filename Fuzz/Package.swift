@@ -14,5 +14,13 @@ let package = Package(
             name: "FuzzWALReplay",
             dependencies: [.product(name: "IdemEngine", package: "Idem")]
         ),
+        .executableTarget(
+            name: "FuzzTableReader",
+            dependencies: [.product(name: "IdemEngine", package: "Idem")]
+        ),
+        .executableTarget(
+            name: "FuzzManifest",
+            dependencies: [.product(name: "IdemEngine", package: "Idem")]
+        ),
     ]
 )

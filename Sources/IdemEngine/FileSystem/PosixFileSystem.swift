@@ -83,19 +83,18 @@ public struct PosixFileSystem: FileSystem {
     }
 
     public func openForReading(_ path: String) throws(IOFailure) -> any ReadableFile {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else {
-            let code = errno
-            _ = Glibc.close(fd)
-            throw IOFailure(operation: "fstat", path: path, code: code)
-        }
-        return PosixReadableFile(fd: fd, path: path, size: Int64(status.st_size))
+        let (fd, size) = try Self.openFile(path, flags: O_RDONLY)
+        return PosixReadableFile(fd: fd, path: path, size: size)
     }
 
     public func openForAppending(_ path: String) throws(IOFailure) -> any WritableFile {
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        let (fd, size) = try Self.openFile(path, flags: O_WRONLY | O_CREAT)
+        return PosixWritableFile(fd: fd, path: path, size: size)
+    }
+
+    /// Opens `path` and reports its current size.
+    private static func openFile(_ path: String, flags: Int32) throws(IOFailure) -> (fd: Int32, size: Int64) {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }
         var status = stat()
         guard fstat(fd, &status) == 0 else {
@@ -103,7 +102,7 @@ public struct PosixFileSystem: FileSystem {
             _ = Glibc.close(fd)
             throw IOFailure(operation: "fstat", path: path, code: code)
         }
-        return PosixWritableFile(fd: fd, path: path, size: Int64(status.st_size))
+        return (fd, Int64(status.st_size))
     }
 
     public func removeFile(_ path: String) throws(IOFailure) {
