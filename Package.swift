@@ -2,10 +2,12 @@
 //
 // Module graph (arrows point down only):
 //
-//   idem (CLI)  ->  IdemEngine  ->  CZstd, CLZ4 (system libraries)
+//   idem (CLI)  ->  Idempotency  ->  IdemEngine  ->  CZstd, CLZ4 (system libraries)
+//                       |
+//                       +-> Crypto (HMAC for issued keys)
 //
-// The engine knows nothing of idempotency or networking; later layers
-// (Idempotency, IdemServer) sit above it and only import downwards.
+// The engine knows nothing of idempotency or networking; each layer
+// (Idempotency, later IdemServer) imports only downwards.
 import PackageDescription
 
 let package = Package(
@@ -13,10 +15,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "IdemEngine", targets: ["IdemEngine"]),
+        .library(name: "Idempotency", targets: ["Idempotency"]),
         .executable(name: "idem", targets: ["idem"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -33,16 +37,28 @@ let package = Package(
             name: "IdemEngine",
             dependencies: ["CZstd", "CLZ4"]
         ),
+        .target(
+            name: "Idempotency",
+            dependencies: [
+                "IdemEngine",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "idem",
             dependencies: [
                 "IdemEngine",
+                "Idempotency",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "IdemEngineTests",
             dependencies: ["IdemEngine"]
+        ),
+        .testTarget(
+            name: "IdempotencyTests",
+            dependencies: ["Idempotency", "IdemEngine"]
         ),
     ]
 )

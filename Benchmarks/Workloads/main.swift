@@ -112,6 +112,7 @@ print("""
 | compactions during fill | \(stats.maintenance.compactions) |
 | bytes on disk (tables) | \(mb(stats.tableBytes)) = \(String(format: "%.1f", Double(stats.tableBytes) / Double(keyCount))) B/key (raw 80 B/key) |
 | write stalls | \(stats.writeStalls) |
+| time in flushes / compactions | \(String(format: "%.1f", stats.maintenance.flushSeconds)) s (\(rate(stats.maintenance.flushedEntries, stats.maintenance.flushSeconds)) entries) / \(String(format: "%.1f", stats.maintenance.compactionSeconds)) s (\(mb(Int(stats.maintenance.compactionBytesWritten))) written) |
 """)
 try engine.close()
 

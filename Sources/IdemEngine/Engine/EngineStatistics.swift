@@ -65,6 +65,10 @@ public struct MaintenanceReport: Sendable, Equatable {
     public var compactionBytesWritten: UInt64 = 0
     public var coldMigrations = 0
     public var walSegmentsDeleted = 0
+    /// Wall time spent in each activity.
+    public var flushSeconds = 0.0
+    public var dropSeconds = 0.0
+    public var compactionSeconds = 0.0
 
     public init() {}
 
@@ -79,6 +83,9 @@ public struct MaintenanceReport: Sendable, Equatable {
         compactionBytesWritten += other.compactionBytesWritten
         coldMigrations += other.coldMigrations
         walSegmentsDeleted += other.walSegmentsDeleted
+        flushSeconds += other.flushSeconds
+        dropSeconds += other.dropSeconds
+        compactionSeconds += other.compactionSeconds
     }
 }
 

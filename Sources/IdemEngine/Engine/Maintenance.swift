@@ -86,9 +86,18 @@ final class Maintenance: Sendable {
             var report = MaintenanceReport()
             do throws(EngineError) {
                 let now = options.clock.nowMilliseconds()
+                var started = monotonicNanoseconds()
+                func lap() -> Double {
+                    let end = monotonicNanoseconds()
+                    defer { started = end }
+                    return Double(end - started) / 1e9
+                }
                 try flushSealed(work.versions, now: now, into: &report)
+                report.flushSeconds += lap()
                 try dropEndedPartitions(work.versions, now: now, into: &report)
+                report.dropSeconds += lap()
                 try compact(work.versions, now: now, into: &report)
+                report.compactionSeconds += lap()
                 work.lastError = nil
             } catch {
                 work.lastError = error

@@ -68,7 +68,7 @@ struct Compaction {
                 outcome.entriesWritten += 1
             }
             if writer.entryCount > 0 {
-                let table = try writer.finish()
+                let table = try TableFileWriter.finishAll([writer])[0]
                 outcome.added = [table]
                 outcome.bytesWritten = table.metadata.size
                 let folder = outputTier == .hot ? versions.directory : versions.coldDirectory

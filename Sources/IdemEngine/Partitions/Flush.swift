@@ -55,9 +55,7 @@ struct Flush {
                 try writer.add(entry)
                 outcome.entriesWritten += 1
             }
-            for writer in writers.values.sorted(by: { $0.partitionEnd < $1.partitionEnd }) {
-                outcome.added.append(try writer.finish())
-            }
+            outcome.added = try TableFileWriter.finishAll(writers.values.sorted { $0.partitionEnd < $1.partitionEnd })
             if !outcome.added.isEmpty {
                 do throws(IOFailure) { try versions.fileSystem.syncDirectory(versions.directory) } catch { throw .io(error) }
             }

@@ -28,7 +28,7 @@ struct BlockBuilder {
     var estimatedSize: Int { bytes.count + restarts.count * 4 + 4 }
 
     mutating func add(key: UnsafeRawBufferPointer, valueLength: Int, writeValue: (inout [UInt8]) -> Void) {
-        precondition(entryCount == 0 || lastKey.lexicographicallyPrecedes(key), "keys must increase")
+        precondition(entryCount == 0 || ByteOrder.compare(lastKey, key) < 0, "keys must increase")
         var shared = 0
         if sinceRestart < restartInterval {
             let limit = min(lastKey.count, key.count)

@@ -64,14 +64,17 @@ struct BloomFilter: Sendable {
 
     func mayContain(hash: UInt64) -> Bool {
         guard blockCount > 0 else { return true }
-        let block = Self.blockIndex(hash, blockCount: blockCount)
-        var present = true
-        words.withUnsafeBufferPointer { words in
-            Self.forEachBit(hash, probes: probes) { bit in
-                if words[block * 8 + bit >> 6] & (1 << UInt64(bit & 63)) == 0 { present = false }
+        let base = Self.blockIndex(hash, blockCount: blockCount) * 8
+        return words.withUnsafeBufferPointer { words in
+            // The same probe sequence as `forEachBit`, stopping at the first clear bit.
+            var x = (hash << 32) | (hash >> 32)
+            for _ in 0..<probes {
+                x = x &* 0xBF58_476D_1CE4_E5B9 &+ 0x94D0_49BB_1331_11EB
+                let bit = Int(truncatingIfNeeded: x >> 55)
+                if words[base + bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return false }
             }
+            return true
         }
-        return present
     }
 
     var memoryBytes: Int { words.count * 8 }

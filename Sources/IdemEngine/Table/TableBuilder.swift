@@ -18,6 +18,7 @@ final class TableBuilder {
     private var indexBlock = BlockBuilder(restartInterval: 1)
     private var filter: BloomFilterBuilder
     private(set) var properties = TableProperties()
+    private var lastEntry: VersionedEntry?
 
     init(file: any WritableFile, fileNumber: UInt64, options: TableOptions, partition: Int64, tier: Tier, createdAt: Int64) {
         self.file = file
@@ -35,6 +36,7 @@ final class TableBuilder {
     var fileSize: Int64 { file.size }
 
     func add(_ entry: VersionedEntry) throws(IOFailure) {
+        lastEntry = entry
         entry.withKey { key in
             dataBlock.add(key: key, valueLength: TableEntryCodec.encodedLength(entry)) {
                 TableEntryCodec.encode(entry, into: &$0)
@@ -69,8 +71,10 @@ final class TableBuilder {
         return BlockHandle(offset: offset, size: UInt32(stored.count))
     }
 
-    /// Writes the filter, index, properties and footer, then syncs.
+    /// Writes the filter, index, properties and footer. The caller syncs
+    /// the file (a flush syncs many tables at once).
     func finish() throws(IOFailure) -> TableProperties {
+        properties.largestKey = lastEntry?.key ?? []
         try flushDataBlock()
         let filterHandle = try writeBlock(filter.finish(), compression: .none)
         let indexHandle = try writeBlock(indexBlock.finish(), compression: .none)
@@ -87,8 +91,6 @@ final class TableBuilder {
         crc.update(fileNumber)
         footer.appendFixed32(crc.masked)
         try file.append(footer[...])
-        try file.sync()
-        file.close()
         return properties
     }
 }

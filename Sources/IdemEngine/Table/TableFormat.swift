@@ -116,9 +116,9 @@ public struct TableProperties: Sendable, Equatable {
     public var rawKeyBytes: UInt64 = 0
     public var rawValueBytes: UInt64 = 0
 
+    /// Accounts for one entry; the builder sets `largestKey` once at the end.
     mutating func record(_ entry: VersionedEntry, key: UnsafeRawBufferPointer) {
         if entries == 0 { smallestKey = Array(key) }
-        largestKey = Array(key)
         entries += 1
         if entry.isTombstone { tombstones += 1 }
         minSequence = min(minSequence, entry.sequence)

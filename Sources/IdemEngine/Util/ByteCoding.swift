@@ -1,19 +1,20 @@
 /// Little-endian fixed-width integers and LEB128 varints, appended to a
 /// byte array or read from a bounds-checked cursor. Every on-disk format in
-/// the engine is built from these; see docs/FORMAT.md.
+/// the engine is built from these (see docs/FORMAT.md); they are public so
+/// that layers above encode their records the same way.
 extension Array where Element == UInt8 {
     @inline(__always)
-    mutating func appendFixed32(_ value: UInt32) {
+    public mutating func appendFixed32(_ value: UInt32) {
         Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
     }
 
     @inline(__always)
-    mutating func appendFixed64(_ value: UInt64) {
+    public mutating func appendFixed64(_ value: UInt64) {
         Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
     }
 
     @inline(__always)
-    mutating func appendVarint(_ value: UInt64) {
+    public mutating func appendVarint(_ value: UInt64) {
         var remaining = value
         while remaining >= 0x80 {
             append(UInt8(truncatingIfNeeded: remaining) | 0x80)
@@ -32,38 +33,38 @@ extension Array where Element == UInt8 {
 /// A forward reader over borrowed bytes. Every read checks bounds and
 /// returns nil past the end, so a truncated or hostile input becomes a
 /// decoding error instead of a trap.
-struct ByteCursor {
-    let bytes: UnsafeRawBufferPointer
-    private(set) var offset: Int
+public struct ByteCursor {
+    public let bytes: UnsafeRawBufferPointer
+    public private(set) var offset: Int
 
-    init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) {
+    public init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) {
         self.bytes = bytes
         self.offset = offset
     }
 
-    var remaining: Int { bytes.count - offset }
-    var isAtEnd: Bool { offset >= bytes.count }
+    public var remaining: Int { bytes.count - offset }
+    public var isAtEnd: Bool { offset >= bytes.count }
 
-    mutating func readByte() -> UInt8? {
+    public mutating func readByte() -> UInt8? {
         guard offset < bytes.count else { return nil }
         defer { offset += 1 }
         return bytes[offset]
     }
 
-    mutating func readFixed32() -> UInt32? {
+    public mutating func readFixed32() -> UInt32? {
         guard remaining >= 4 else { return nil }
         defer { offset += 4 }
         return UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    mutating func readFixed64() -> UInt64? {
+    public mutating func readFixed64() -> UInt64? {
         guard remaining >= 8 else { return nil }
         defer { offset += 8 }
         return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
     /// A LEB128 varint of at most 10 bytes; nil when truncated or overlong.
-    mutating func readVarint() -> UInt64? {
+    public mutating func readVarint() -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while shift < 64 {
@@ -76,7 +77,7 @@ struct ByteCursor {
     }
 
     /// The next `count` bytes, without copying.
-    mutating func readSlice(_ count: Int) -> UnsafeRawBufferPointer? {
+    public mutating func readSlice(_ count: Int) -> UnsafeRawBufferPointer? {
         guard count >= 0, remaining >= count else { return nil }
         defer { offset += count }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])

@@ -1,0 +1,173 @@
+import IdemEngine
+
+/// What Idem remembers about one idempotency key.
+///
+/// Invariants:
+/// - `inProgress` records have an owner `token` and a `leaseDeadline`; the
+///   owner's lease has lapsed once the clock reaches the deadline.
+/// - `completed` records carry the `response` every retry replays; their
+///   token is the one that completed them (so a retried `complete` by the
+///   same owner is recognised).
+/// - `attempt` counts acquisitions: 1 for the first, +1 per takeover.
+public struct IdempotencyRecord: Sendable, Equatable {
+    public enum State: UInt8, Sendable {
+        case inProgress = 1
+        case completed = 2
+    }
+
+    public var state: State
+    /// Typically a SHA-256 of the canonical request; at most 64 bytes.
+    public var fingerprint: [UInt8]?
+    public var token: OwnerToken
+    public var attempt: UInt32
+    /// Milliseconds since the epoch; meaningful while `inProgress`.
+    public var leaseDeadline: Int64
+    /// Opaque progress saved by `checkpoint`, handed to the next attempt.
+    public var recoveryPoint: [UInt8]?
+    public var response: [UInt8]?
+    public var createdAt: Int64
+    public var completedAt: Int64?
+    /// When the record (and so the key) is forgotten.
+    public var expiresAt: Int64
+
+    /// Milliseconds left on the lease at `now` (0 once lapsed).
+    public func leaseRemaining(at now: Int64) -> Int64 {
+        max(0, leaseDeadline - now)
+    }
+}
+
+/// A 128-bit random owner token: whoever holds it may complete, extend,
+/// checkpoint or abort the attempt it was issued for, and nobody else.
+public struct OwnerToken: Sendable, Hashable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// Parses the 32-hex-digit form.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 32 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for index in stride(from: 0, to: 32, by: 2) {
+            guard let high = Self.nibble(digits[index]), let low = Self.nibble(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        self.bytes = bytes
+    }
+
+    static func random() -> OwnerToken {
+        var generator = SystemRandomNumberGenerator()
+        return OwnerToken(bytes: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })!
+    }
+
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }, as: UTF8.self)
+    }
+
+    public var description: String { hex }
+
+    /// Compares in time independent of where the tokens differ, so a caller
+    /// cannot learn a token byte by byte from response times.
+    public func constantTimeEquals(_ other: OwnerToken) -> Bool {
+        var difference: UInt8 = 0
+        for index in 0..<16 { difference |= bytes[index] ^ other.bytes[index] }
+        return difference == 0
+    }
+
+    private static func nibble(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// The record's stored form (docs/FORMAT.md, "Idempotency record", version 1):
+///
+///     version u8 = 1 ‖ state u8 ‖ flags u8 ‖ token (16) ‖ attempt varint ‖
+///     lease deadline varint ‖ created at varint ‖ completed at varint (0 = none) ‖
+///     expires at varint ‖ [fingerprint] ‖ [recovery point] ‖ [response]
+///
+/// `flags` bit 0, 1, 2 say whether the fingerprint, recovery point and
+/// response are present; each present field is `varint length ‖ bytes`.
+enum RecordCodec {
+    static let version: UInt8 = 1
+
+    static func encode(_ record: IdempotencyRecord) -> [UInt8] {
+        var bytes: [UInt8] = [version, record.state.rawValue]
+        var flags: UInt8 = 0
+        if record.fingerprint != nil { flags |= 1 }
+        if record.recoveryPoint != nil { flags |= 2 }
+        if record.response != nil { flags |= 4 }
+        bytes.append(flags)
+        bytes.append(contentsOf: record.token.bytes)
+        bytes.appendVarint(UInt64(record.attempt))
+        for timestamp in [record.leaseDeadline, record.createdAt, record.completedAt ?? 0, record.expiresAt] {
+            bytes.appendVarint(UInt64(max(0, timestamp)))
+        }
+        for field in [record.fingerprint, record.recoveryPoint, record.response] {
+            guard let field else { continue }
+            bytes.appendVarint(UInt64(field.count))
+            bytes.append(contentsOf: field)
+        }
+        return bytes
+    }
+
+    struct DecodingError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(DecodingError) -> IdempotencyRecord {
+        let decoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(DecodingError) -> IdempotencyRecord in
+                var cursor = ByteCursor(raw)
+                return try decode(&cursor)
+            }
+        }
+        return try decoded.get()
+    }
+
+    private static func decode(_ cursor: inout ByteCursor) throws(DecodingError) -> IdempotencyRecord {
+        func timestamp() throws(DecodingError) -> Int64 {
+            guard let value = cursor.readVarint(), value <= UInt64(Int64.max) else {
+                throw DecodingError(description: "bad timestamp")
+            }
+            return Int64(value)
+        }
+        func field(_ present: Bool) throws(DecodingError) -> [UInt8]? {
+            guard present else { return nil }
+            guard let length = cursor.readVarint(), let bytes = cursor.readSlice(Int(clamping: length)) else {
+                throw DecodingError(description: "field truncated")
+            }
+            return Array(bytes)
+        }
+        guard cursor.readByte() == version else { throw DecodingError(description: "unsupported record version") }
+        guard let rawState = cursor.readByte(), let state = IdempotencyRecord.State(rawValue: rawState) else {
+            throw DecodingError(description: "bad state")
+        }
+        guard let flags = cursor.readByte(), flags & ~7 == 0 else { throw DecodingError(description: "unknown flags") }
+        guard let tokenBytes = cursor.readSlice(16) else { throw DecodingError(description: "record truncated") }
+        guard let attempt = cursor.readVarint(), attempt <= UInt64(UInt32.max) else {
+            throw DecodingError(description: "bad attempt")
+        }
+        let leaseDeadline = try timestamp()
+        let createdAt = try timestamp()
+        let completedAt = try timestamp()
+        let expiresAt = try timestamp()
+        let fingerprint = try field(flags & 1 != 0)
+        let recoveryPoint = try field(flags & 2 != 0)
+        let response = try field(flags & 4 != 0)
+        guard cursor.isAtEnd else { throw DecodingError(description: "trailing bytes") }
+        return IdempotencyRecord(state: state, fingerprint: fingerprint, token: OwnerToken(bytes: Array(tokenBytes))!,
+                                 attempt: UInt32(attempt), leaseDeadline: leaseDeadline, recoveryPoint: recoveryPoint,
+                                 response: response, createdAt: createdAt, completedAt: completedAt == 0 ? nil : completedAt,
+                                 expiresAt: expiresAt)
+    }
+}

@@ -1,0 +1,65 @@
+import Testing
+@testable import Idempotency
+
+@Suite struct KeyGeneratorTests {
+    let generator = try! KeyGenerator(secret: Array("0123456789abcdef-server-secret".utf8))
+
+    @Test func hybridKeysVerifyAndForgeriesDoNot() throws {
+        let key = try generator.hybrid(prefix: "checkout_v2")
+        #expect(key.hasPrefix("checkout_v2."))
+        #expect(generator.verify(key))
+        let bytes = Array(key.utf8)
+        // Every single-byte change of the payload is caught.
+        for index in ("checkout_v2.".utf8.count)..<bytes.count {
+            var flipped = bytes
+            flipped[index] = flipped[index] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            #expect(!generator.verify(flipped), "flipped byte \(index)")
+        }
+        // Another secret, another prefix.
+        let other = try KeyGenerator(secret: Array("another-secret-of-sufficient-length".utf8))
+        #expect(!other.verify(key))
+        #expect(!generator.verify("checkout_v3" + key.dropFirst("checkout_v2".count)))
+        #expect(!generator.verify(Array("no-dot-at-all".utf8)))
+        #expect(!generator.verify(KeyGenerator.uuid4()))
+        #expect(try generator.hybrid(prefix: "checkout_v2") != key, "keys are random")
+    }
+
+    @Test func invalidPrefixesAndSecretsAreRefused() {
+        #expect(throws: KeyGenerator.Failure.self) { _ = try generator.hybrid(prefix: "") }
+        #expect(throws: KeyGenerator.Failure.self) { _ = try generator.hybrid(prefix: "has.dot") }
+        #expect(throws: KeyGenerator.Failure.self) { _ = try generator.hybrid(prefix: String(repeating: "a", count: 65)) }
+        #expect(throws: KeyGenerator.Failure.secretTooShort(5)) { _ = try KeyGenerator(secret: Array("short".utf8)) }
+        #expect(!"\(generator)".contains("secret-of"), "the secret is never printed")
+    }
+
+    @Test func uuidsHaveTheirVersionAndVariant() {
+        let four = Array(KeyGenerator.uuid4().utf8)
+        #expect(four.count == 36 && four[14] == UInt8(ascii: "4") && [UInt8]("89ab".utf8).contains(four[19]))
+        let millis: Int64 = 0x0189_ABCD_EF01
+        let seven = KeyGenerator.uuid7(milliseconds: millis)
+        #expect(seven.hasPrefix("0189abcd-ef01-7"))
+        #expect([UInt8]("89ab".utf8).contains(Array(seven.utf8)[19]))
+        #expect(KeyGenerator.uuid7(milliseconds: millis + 1) > seven, "time-ordered")
+    }
+
+    @Test func requiredIssuedKeysAreEnforcedByTheStore() async throws {
+        var configuration = IdempotencyConfiguration()
+        configuration.requireIssuedKeysFrom = generator
+        let store = try Harness().open(configuration)
+        await #expect(throws: IdempotencyError.keyNotIssued) { _ = try await store.begin(Array("made-up-key".utf8)) }
+        let issued = Array(try generator.hybrid(prefix: "pay").utf8)
+        guard case .acquired = try await store.begin(issued) else { Issue.record("issued key refused"); return }
+    }
+
+    @Test func base64URLRoundTrips() {
+        var random = SystemRandomNumberGenerator()
+        for length in 0..<40 {
+            let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let text = Base64URL.encode(data)
+            #expect(!text.contains("=") && !text.contains("+") && !text.contains("/"))
+            #expect(Base64URL.decode(Array(text.utf8)) == data)
+        }
+        #expect(Base64URL.decode(Array("a".utf8)) == nil)
+        #expect(Base64URL.decode(Array("ab!d".utf8)) == nil)
+    }
+}
