@@ -27,7 +27,7 @@ run: release
 	.build/release/idem smoke --dir $(DATA_DIR)
 
 benchmarks: deps
-	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --target EngineBenchmarks
 
 clean:
 	rm -rf .build Benchmarks/.build Fuzz/.build

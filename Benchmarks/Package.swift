@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // A package of its own (as swift-nio does), so the root's `swift build` and
 // `swift test` never compile package-benchmark. Run from this directory:
-//   swift package --disable-sandbox benchmark
+//   swift package --disable-sandbox benchmark --target EngineBenchmarks
 import PackageDescription
 
 let package = Package(

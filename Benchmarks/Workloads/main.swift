@@ -22,6 +22,23 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "rss" {
     exit(0)
 }
 
+// `idem-workloads memtable N`: N puts and N gets against the memtable only.
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "memtable" {
+    let count = Int(CommandLine.arguments[2]) ?? 1_000_000
+    let directory = NSTemporaryDirectory() + "idem-memtable-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let engine = try Engine.open(directory: directory, options: EngineOptions(durability: .never))
+    var generator = SplitMix64(seed: 1)
+    let keys = (0..<count).map { _ in (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+    let value = [UInt8](repeating: 1, count: 64)
+    let putTime = try await asyncSeconds { for key in keys { try await engine.put(key, value) } }
+    var found = 0
+    let getTime = try seconds { for key in keys where try engine.get(key) != nil { found += 1 } }
+    print("memtable: put \(rate(count, putTime)), get hit \(rate(count, getTime)) (\(found) found)")
+    try engine.close()
+    exit(0)
+}
+
 let keyCount = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5_000_000 : 5_000_000
 let scratch = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : NSTemporaryDirectory() + "idem-workloads-\(getpid())"
 let hour: Int64 = 3_600_000

@@ -1,5 +1,10 @@
 import Crypto
 import IdemEngine
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Makes idempotency keys: random UUIDs (v4), time-ordered UUIDs (v7,
 /// RFC 9562), and *hybrid* keys the server can later recognise as its own.
@@ -41,6 +46,12 @@ public struct KeyGenerator: Sendable, CustomStringConvertible {
         do { bytes = try fileSystem.readFile(path) } catch { throw .secretUnreadable("\(error)") }
         while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
         return try KeyGenerator(secret: bytes)
+    }
+
+    /// Reads the secret from an environment variable.
+    public static func loadingSecret(fromEnvironment name: String) throws(Failure) -> KeyGenerator {
+        guard let value = getenv(name) else { throw .secretUnreadable("environment variable \(name) is not set") }
+        return try KeyGenerator(secret: Array(String(cString: value).utf8))
     }
 
     public var description: String { "KeyGenerator(secret: <redacted>)" }

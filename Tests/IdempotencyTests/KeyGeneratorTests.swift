@@ -1,4 +1,8 @@
 import Testing
+import IdemEngine
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Idempotency
 
 @Suite struct KeyGeneratorTests {
@@ -30,6 +34,20 @@ import Testing
         #expect(throws: KeyGenerator.Failure.self) { _ = try generator.hybrid(prefix: String(repeating: "a", count: 65)) }
         #expect(throws: KeyGenerator.Failure.secretTooShort(5)) { _ = try KeyGenerator(secret: Array("short".utf8)) }
         #expect(!"\(generator)".contains("secret-of"), "the secret is never printed")
+    }
+
+    @Test func secretsLoadFromFileAndEnvironment() throws {
+        let fileSystem = SimulatedFileSystem()
+        let file = try fileSystem.openForAppending("/secret")
+        try file.append(Array("file-secret-0123456789\n".utf8)[...])
+        let fromFile = try KeyGenerator.loadingSecret(fromFile: "/secret", fileSystem: fileSystem)
+        let direct = try KeyGenerator(secret: Array("file-secret-0123456789".utf8))
+        #expect(direct.verify(try fromFile.hybrid(prefix: "x")), "the trailing newline is not part of the secret")
+        setenv("IDEM_TEST_KEY_SECRET", "environment-secret-0123", 1)
+        let fromEnvironment = try KeyGenerator.loadingSecret(fromEnvironment: "IDEM_TEST_KEY_SECRET")
+        #expect(try KeyGenerator(secret: Array("environment-secret-0123".utf8)).verify(try fromEnvironment.hybrid(prefix: "y")))
+        #expect(throws: KeyGenerator.Failure.self) { _ = try KeyGenerator.loadingSecret(fromEnvironment: "IDEM_TEST_UNSET_VARIABLE") }
+        #expect(throws: KeyGenerator.Failure.self) { _ = try KeyGenerator.loadingSecret(fromFile: "/missing", fileSystem: fileSystem) }
     }
 
     @Test func uuidsHaveTheirVersionAndVariant() {
