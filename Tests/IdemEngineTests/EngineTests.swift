@@ -35,6 +35,24 @@ import Testing
         try engine.close() // idempotent
     }
 
+    @Test(arguments: Durability.allCases)
+    func aClosedEngineIsFreed(durability: Durability) async throws {
+        weak var released: Engine?
+        weak var pipeline: CommitPipeline?
+        do {
+            var options = SimulatedStore().options(durability)
+            options.backgroundMaintenance = true
+            let engine = try Engine.open(directory: "/db", options: options)
+            try await engine.put("k", "v")
+            released = engine
+            pipeline = engine.pipeline
+            try engine.close()
+        }
+        // Background threads drop their references as they exit.
+        for _ in 0..<1000 where released != nil || pipeline != nil { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(released == nil && pipeline == nil, "no reference cycle keeps a closed engine's parts alive")
+    }
+
     @Test func secondOpenOfOneDirectoryIsRefused() throws {
         let store = SimulatedStore()
         let engine = try store.open()

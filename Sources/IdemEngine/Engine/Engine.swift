@@ -88,7 +88,7 @@ public final class Engine: Sendable {
             let pipeline = CommitPipeline(views: views, logWriter: outcome.logWriter,
                                           nextSequence: max(outcome.nextSequence, versions.lastSequence + 1),
                                           options: options, counters: counters,
-                                          onSeal: { [maintenance] in maintenance.wake() })
+                                          onSeal: { [weak maintenance] in maintenance?.wake() })
             maintenance.start(pipeline: pipeline)
             return Engine(directory: directory, options: options, views: views, pipeline: pipeline,
                           maintenance: maintenance, counters: counters, cache: cache, directoryLock: lock, report: report)

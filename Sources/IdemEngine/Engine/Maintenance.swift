@@ -72,6 +72,9 @@ final class Maintenance: Sendable {
         while running { signal.wait() }
         signal.unlock()
         workLock.withLock { work.versions.close() }
+        // The pipeline holds this object (weakly) and this object the
+        // pipeline; let go so a closed engine is freed.
+        pipeline.withLock { $0 = nil }
     }
 
     var totals: MaintenanceReport { workLock.withLock { work.totals } }
