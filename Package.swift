@@ -5,6 +5,8 @@
 //   idem (CLI)  ->  Idempotency  ->  IdemEngine  ->  CZstd, CLZ4 (system libraries)
 //                       |
 //                       +-> Crypto (HMAC for issued keys)
+//   RESP: the Redis protocol codec, pure (bytes in, commands/replies out),
+//   depending on nothing; the server (next) joins it to the layers above.
 //
 // The engine knows nothing of idempotency or networking; each layer
 // (Idempotency, later IdemServer) imports only downwards.
@@ -16,6 +18,7 @@ let package = Package(
     products: [
         .library(name: "IdemEngine", targets: ["IdemEngine"]),
         .library(name: "Idempotency", targets: ["Idempotency"]),
+        .library(name: "RESP", targets: ["RESP"]),
         .executable(name: "idem", targets: ["idem"]),
     ],
     dependencies: [
@@ -37,6 +40,7 @@ let package = Package(
             name: "IdemEngine",
             dependencies: ["CZstd", "CLZ4"]
         ),
+        .target(name: "RESP"),
         .target(
             name: "Idempotency",
             dependencies: [
@@ -55,6 +59,10 @@ let package = Package(
         .testTarget(
             name: "IdemEngineTests",
             dependencies: ["IdemEngine"]
+        ),
+        .testTarget(
+            name: "RESPTests",
+            dependencies: ["RESP"]
         ),
         .testTarget(
             name: "IdempotencyTests",

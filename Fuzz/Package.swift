@@ -19,6 +19,10 @@ let package = Package(
             dependencies: [.product(name: "IdemEngine", package: "Idem")]
         ),
         .executableTarget(
+            name: "FuzzRESPParser",
+            dependencies: [.product(name: "RESP", package: "Idem")]
+        ),
+        .executableTarget(
             name: "FuzzManifest",
             dependencies: [.product(name: "IdemEngine", package: "Idem")]
         ),

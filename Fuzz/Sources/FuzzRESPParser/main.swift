@@ -1,0 +1,36 @@
+import RESP
+
+/// Arbitrary bytes as a client's request stream: the parser must make
+/// progress or stop (never loop, crash or read out of bounds), and every
+/// command it finds must survive a round trip through the multibulk
+/// encoding unchanged.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    var limits = RESPRequestParser.Limits()
+    limits.maxInlineLength = 1024
+    limits.maxBulkLength = 4096
+    limits.maxArguments = 64
+    let parser = RESPRequestParser(limits: limits)
+    var offset = 0
+    let input = UnsafeRawBufferPointer(start: data, count: size)
+    while offset < size {
+        switch parser.parse(UnsafeRawBufferPointer(rebasing: input[offset...])) {
+        case .command(let arguments, let consumed):
+            precondition(consumed > 0 && consumed <= size - offset, "a command must consume bytes it has")
+            precondition(!arguments.isEmpty, "commands have at least one argument")
+            var encoded = Array("*\(arguments.count)\r\n".utf8)
+            for argument in arguments {
+                encoded += Array("$\(argument.count)\r\n".utf8) + argument + [0x0D, 0x0A]
+            }
+            let again = encoded.withUnsafeBytes { parser.parse($0) }
+            precondition(again == .command(arguments, consumed: encoded.count), "multibulk round trip")
+            offset += consumed
+        case .skip(let consumed):
+            precondition(consumed > 0 && consumed <= size - offset, "a skip must consume bytes it has")
+            offset += consumed
+        case .incomplete, .protocolError:
+            return 0
+        }
+    }
+    return 0
+}
