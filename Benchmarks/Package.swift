@@ -25,7 +25,10 @@ let package = Package(
         // more set-up than package-benchmark's iterations suit.
         .executableTarget(
             name: "idem-workloads",
-            dependencies: [.product(name: "IdemEngine", package: "main")],
+            dependencies: [
+                .product(name: "IdemEngine", package: "main"),
+                .product(name: "Idempotency", package: "main"),
+            ],
             path: "Workloads"
         ),
     ]

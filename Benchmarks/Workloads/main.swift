@@ -7,6 +7,7 @@
 // own directory and deletes it afterwards.
 import Foundation
 import IdemEngine
+import Idempotency
 
 // `idem-workloads rss DIR`: open DIR in a fresh process and report its
 // resident memory (used by the reopen scenario below).
@@ -36,6 +37,43 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "memtable" {
     let getTime = try seconds { for key in keys where try engine.get(key) != nil { found += 1 } }
     print("memtable: put \(rate(count, putTime)), get hit \(rate(count, getTime)) (\(found) found)")
     try engine.close()
+    exit(0)
+}
+
+// `idem-workloads idempotency N`: N begin+complete pairs on fresh keys,
+// by 1 and by 64 concurrent callers, under fsync=never and fsync=always.
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "idempotency" {
+    let count = Int(CommandLine.arguments[2]) ?? 100_000
+    print("| durability | callers | begin+complete pairs/s | mean latency of a pair |")
+    print("|---|---|---|---|")
+    for durability in [Durability.never, .always] {
+        for callers in [1, 64] {
+            let directory = NSTemporaryDirectory() + "idem-pairs-\(getpid())"
+            let engine = try Engine.open(directory: directory, options: EngineOptions(durability: durability))
+            let store = IdempotencyStore(engine: engine)
+            let pairs = durability == .always && callers == 1 ? min(count, 2_000) : count
+            let response = Array(String(repeating: "{\"ok\":true}", count: 20).utf8)
+            let elapsed = try await asyncSeconds {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for caller in 0..<callers {
+                        group.addTask {
+                            for index in stride(from: caller, to: pairs, by: callers) {
+                                let key = Array("tenant-1:order-\(index)".utf8)
+                                guard case .acquired(let token, _, _) = try await store.begin(key, fingerprint: [1, 2, 3]) else {
+                                    fatalError("fresh key not acquired")
+                                }
+                                _ = try await store.complete(key, token: token, response: response)
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            print("| \(durability.rawValue) | \(callers) | \(rate(pairs, elapsed)) | \(String(format: "%.1f", elapsed * 1e6 * Double(callers) / Double(pairs))) µs |")
+            try engine.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
     exit(0)
 }
 

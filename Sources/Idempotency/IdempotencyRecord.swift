@@ -60,8 +60,7 @@ public struct OwnerToken: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func random() -> OwnerToken {
-        var generator = SystemRandomNumberGenerator()
-        return OwnerToken(bytes: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })!
+        OwnerToken(bytes: randomBytes(16))!
     }
 
     public var hex: String {
@@ -170,4 +169,17 @@ enum RecordCodec {
                                  response: response, createdAt: createdAt, completedAt: completedAt == 0 ? nil : completedAt,
                                  expiresAt: expiresAt)
     }
+}
+
+/// `count` bytes from the system's CSPRNG, drawn eight at a time (each draw
+/// of `SystemRandomNumberGenerator` is a system call).
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(count + 7)
+    while bytes.count < count {
+        withUnsafeBytes(of: generator.next()) { bytes.append(contentsOf: $0) }
+    }
+    bytes.removeLast(bytes.count - count)
+    return bytes
 }

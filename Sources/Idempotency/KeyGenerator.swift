@@ -59,8 +59,7 @@ public struct KeyGenerator: Sendable, CustomStringConvertible {
     // MARK: UUIDs
 
     public static func uuid4() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var bytes = randomBytes(16)
         bytes[6] = bytes[6] & 0x0F | 0x40
         bytes[8] = bytes[8] & 0x3F | 0x80
         return format(uuid: bytes)
@@ -69,8 +68,7 @@ public struct KeyGenerator: Sendable, CustomStringConvertible {
     /// A UUIDv7: 48-bit Unix milliseconds, then random bits, so keys sort by
     /// creation time (kind to indexes and to partitions by time).
     public static func uuid7(milliseconds: Int64) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var bytes = randomBytes(16)
         let time = UInt64(max(0, milliseconds)) & 0xFFFF_FFFF_FFFF
         for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: time >> (40 - 8 * UInt64(index))) }
         bytes[6] = bytes[6] & 0x0F | 0x70
@@ -94,8 +92,7 @@ public struct KeyGenerator: Sendable, CustomStringConvertible {
     public func hybrid(prefix: String) throws(Failure) -> String {
         let prefixBytes = Array(prefix.utf8)
         try Self.validate(prefix: prefixBytes)
-        var generator = SystemRandomNumberGenerator()
-        let random = (0..<Self.randomLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let random = randomBytes(Self.randomLength)
         return prefix + "." + Base64URL.encode(random + tag(prefix: prefixBytes, random: random))
     }
 
