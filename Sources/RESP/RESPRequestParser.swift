@@ -153,40 +153,33 @@ public struct RESPRequestParser: Sendable {
             while index < line.count && isSpace(line[index]) { index += 1 }
             guard index < line.count, line[index] != 0 else { return arguments }
             var current: [UInt8] = []
-            var inDoubleQuotes = false
-            var inSingleQuotes = false
+            // The open quote character, if inside a quoted part of the word.
+            var quote: UInt8?
             var done = false
             while !done {
                 let character = byte(index)
-                if inDoubleQuotes {
-                    if character == UInt8(ascii: "\\") && byte(index + 1) == UInt8(ascii: "x"),
+                if let open = quote {
+                    let next = byte(index + 1)
+                    if open == UInt8(ascii: "\""), character == UInt8(ascii: "\\"), next == UInt8(ascii: "x"),
                        let high = hexValue(byte(index + 2)), let low = hexValue(byte(index + 3)) {
                         current.append(high << 4 | low)
                         index += 3
-                    } else if character == UInt8(ascii: "\\") && byte(index + 1) != 0 {
+                    } else if open == UInt8(ascii: "\""), character == UInt8(ascii: "\\"), next != 0 {
                         index += 1
-                        switch byte(index) {
+                        switch next {
                         case UInt8(ascii: "n"): current.append(0x0A)
                         case UInt8(ascii: "r"): current.append(0x0D)
                         case UInt8(ascii: "t"): current.append(0x09)
                         case UInt8(ascii: "b"): current.append(0x08)
                         case UInt8(ascii: "a"): current.append(0x07)
-                        default: current.append(byte(index))
+                        default: current.append(next)
                         }
-                    } else if character == UInt8(ascii: "\"") {
-                        if byte(index + 1) != 0 && !isSpace(byte(index + 1)) { return nil }
-                        done = true
-                    } else if character == 0 {
-                        return nil
-                    } else {
-                        current.append(character)
-                    }
-                } else if inSingleQuotes {
-                    if character == UInt8(ascii: "\\") && byte(index + 1) == UInt8(ascii: "'") {
+                    } else if open == UInt8(ascii: "'"), character == UInt8(ascii: "\\"), next == UInt8(ascii: "'") {
                         index += 1
-                        current.append(UInt8(ascii: "'"))
-                    } else if character == UInt8(ascii: "'") {
-                        if byte(index + 1) != 0 && !isSpace(byte(index + 1)) { return nil }
+                        current.append(next)
+                    } else if character == open {
+                        // A closing quote must end the word.
+                        if next != 0 && !isSpace(next) { return nil }
                         done = true
                     } else if character == 0 {
                         return nil
@@ -196,8 +189,7 @@ public struct RESPRequestParser: Sendable {
                 } else {
                     switch character {
                     case 0x20, 0x0A, 0x0D, 0x09, 0x00: done = true
-                    case UInt8(ascii: "\""): inDoubleQuotes = true
-                    case UInt8(ascii: "'"): inSingleQuotes = true
+                    case UInt8(ascii: "\""), UInt8(ascii: "'"): quote = character
                     default: current.append(character)
                     }
                 }
