@@ -2,14 +2,15 @@
 //
 // Module graph (arrows point down only):
 //
-//   idem (CLI)  ->  Idempotency  ->  IdemEngine  ->  CZstd, CLZ4 (system libraries)
-//                       |
-//                       +-> Crypto (HMAC for issued keys)
-//   RESP: the Redis protocol codec, pure (bytes in, commands/replies out),
-//   depending on nothing; the server (next) joins it to the layers above.
+//   idem (CLI) -> IdemServer -> Idempotency -> IdemEngine -> CZstd, CLZ4 (system libraries)
+//                    |             |
+//                    |             +-> Crypto (HMAC for issued keys)
+//                    +-> RESP (the Redis protocol codec: pure, bytes in,
+//                    |         commands/replies out, depends on nothing)
+//                    +-> NIO, Logging, Metrics/Prometheus, ServiceLifecycle
 //
-// The engine knows nothing of idempotency or networking; each layer
-// (Idempotency, later IdemServer) imports only downwards.
+// The engine knows nothing of idempotency or networking; the codec knows
+// nothing of channels; each layer imports only downwards.
 import PackageDescription
 
 let package = Package(
@@ -19,11 +20,17 @@ let package = Package(
         .library(name: "IdemEngine", targets: ["IdemEngine"]),
         .library(name: "Idempotency", targets: ["Idempotency"]),
         .library(name: "RESP", targets: ["RESP"]),
+        .library(name: "IdemServer", targets: ["IdemServer"]),
         .executable(name: "idem", targets: ["idem"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -48,11 +55,30 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "IdemServer",
+            dependencies: [
+                "IdemEngine",
+                "Idempotency",
+                "RESP",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "idem",
             dependencies: [
                 "IdemEngine",
                 "Idempotency",
+                "IdemServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -63,6 +89,14 @@ let package = Package(
         .testTarget(
             name: "RESPTests",
             dependencies: ["RESP"]
+        ),
+        .testTarget(
+            name: "IdemServerTests",
+            dependencies: [
+                "IdemServer", "Idempotency", "IdemEngine", "RESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "IdempotencyTests",

@@ -42,6 +42,8 @@ public enum ForgetOutcome: Sendable, Equatable {
 public enum IdempotencyError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidKey(String)
     case invalidNamespace(String)
+    /// The key holds another type of value (a plain string).
+    case wrongType
     case fingerprintTooLong(size: Int, limit: Int)
     case responseTooLarge(size: Int, limit: Int)
     case recoveryPointTooLarge(size: Int, limit: Int)
@@ -61,6 +63,7 @@ public enum IdempotencyError: Error, Sendable, Equatable, CustomStringConvertibl
         switch self {
         case .invalidKey(let reason): "invalid idempotency key: \(reason)"
         case .invalidNamespace(let reason): "invalid namespace: \(reason)"
+        case .wrongType: "the key holds a value of another type"
         case .fingerprintTooLong(let size, let limit): "fingerprint is \(size) bytes, the limit is \(limit)"
         case .responseTooLarge(let size, let limit): "response is \(size) bytes, the limit is \(limit)"
         case .recoveryPointTooLarge(let size, let limit): "recovery point is \(size) bytes, the limit is \(limit)"

@@ -97,7 +97,8 @@ public struct OwnerToken: Sendable, Hashable, CustomStringConvertible {
 /// `flags` bit 0, 1, 2 say whether the fingerprint, recovery point and
 /// response are present; each present field is `varint length ‖ bytes`.
 enum RecordCodec {
-    static let version: UInt8 = 1
+    /// Also the value's `Keyspace.ValueType` byte.
+    static let version: UInt8 = Keyspace.ValueType.idempotencyRecord.rawValue
 
     static func encode(_ record: IdempotencyRecord) -> [UInt8] {
         var bytes: [UInt8] = [version, record.state.rawValue]

@@ -55,6 +55,110 @@ public final class IdempotencyStore: Sendable {
     /// `lease` and `ttl` are milliseconds.
     public func begin(_ key: [UInt8], namespace: [UInt8] = [], fingerprint: [UInt8]? = nil,
                       lease: Int64? = nil, ttl: Int64? = nil) async throws(IdempotencyError) -> BeginOutcome {
+        try await run(beginStep(key, namespace: namespace, fingerprint: fingerprint, lease: lease, ttl: ttl))
+    }
+
+    /// Records the response of the attempt `token` owns; every later
+    /// `begin` replays it. The key is then remembered for `ttl` ms.
+    /// Completing again with the same token is a no-op success.
+    public func complete(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken, response: [UInt8],
+                         ttl: Int64? = nil) async throws(IdempotencyError) -> CompleteOutcome {
+        try await run(completeStep(key, namespace: namespace, token: token, response: response, ttl: ttl))
+    }
+
+    /// Gives up the attempt `token` owns: the record is deleted so a retry
+    /// runs afresh, or with `keep` the lease is released but the record and
+    /// its recovery point stay for the next attempt.
+    public func abort(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken,
+                      keep: Bool = false) async throws(IdempotencyError) -> OwnerOutcome {
+        try await run(abortStep(key, namespace: namespace, token: token, keep: keep))
+    }
+
+    /// Heartbeat: the lease of the attempt `token` owns now ends `lease` ms from now.
+    public func extend(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken,
+                       lease: Int64) async throws(IdempotencyError) -> OwnerOutcome {
+        try await run(extendStep(key, namespace: namespace, token: token, lease: lease))
+    }
+
+    /// Saves progress, so an attempt that takes over resumes instead of redoing.
+    public func checkpoint(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken,
+                           recoveryPoint: [UInt8]) async throws(IdempotencyError) -> OwnerOutcome {
+        try await run(checkpointStep(key, namespace: namespace, token: token, recoveryPoint: recoveryPoint))
+    }
+
+    /// Deletes the record. An in-progress record is refused (`busy`) unless
+    /// `force`, since its owner may still be running the side effect.
+    public func forget(_ key: [UInt8], namespace: [UInt8] = [], force: Bool = false) async throws(IdempotencyError) -> ForgetOutcome {
+        try await run(forgetStep(key, namespace: namespace, force: force))
+    }
+
+    /// The record, for support tooling; nil when absent or expired.
+    public func get(_ key: [UInt8], namespace: [UInt8] = []) throws(IdempotencyError) -> IdempotencyRecord? {
+        try policy.validate(key)
+        let engineKey = try Keyspace.engineKey(namespace: namespace, key: key)
+        let stored: StoredValue?
+        do { stored = try engine.get(engineKey) } catch {
+            throw .engine(error)
+        }
+        return try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
+    }
+
+    // MARK: - The same operations for callers that must not suspend
+
+    /// One of the operations above, named as a value (see `perform`).
+    public enum Operation: Sendable {
+        case begin(fingerprint: [UInt8]?, lease: Int64?, ttl: Int64?)
+        case complete(token: OwnerToken, response: [UInt8], ttl: Int64?)
+        case abort(token: OwnerToken, keep: Bool)
+        case extend(token: OwnerToken, lease: Int64)
+        case checkpoint(token: OwnerToken, recoveryPoint: [UInt8])
+        case forget(force: Bool)
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case begin(BeginOutcome)
+        case complete(CompleteOutcome)
+        /// abort, extend and checkpoint.
+        case owner(OwnerOutcome)
+        case forget(ForgetOutcome)
+    }
+
+    /// Runs `operation` on `key` without suspending (for event loops):
+    /// the decision is taken before this returns; `completion` runs once it
+    /// is durable — at once when it already is, otherwise on the engine's
+    /// commit thread.
+    public func perform(_ operation: Operation, key: [UInt8], namespace: [UInt8] = [],
+                        completion: @escaping @Sendable (Result<Outcome, IdempotencyError>) -> Void) {
+        do throws(IdempotencyError) {
+            switch operation {
+            case .begin(let fingerprint, let lease, let ttl):
+                run(try beginStep(key, namespace: namespace, fingerprint: fingerprint, lease: lease, ttl: ttl)) {
+                    completion($0.map(Outcome.begin))
+                }
+            case .complete(let token, let response, let ttl):
+                run(try completeStep(key, namespace: namespace, token: token, response: response, ttl: ttl)) {
+                    completion($0.map(Outcome.complete))
+                }
+            case .abort(let token, let keep):
+                run(try abortStep(key, namespace: namespace, token: token, keep: keep)) { completion($0.map(Outcome.owner)) }
+            case .extend(let token, let lease):
+                run(try extendStep(key, namespace: namespace, token: token, lease: lease)) { completion($0.map(Outcome.owner)) }
+            case .checkpoint(let token, let recoveryPoint):
+                run(try checkpointStep(key, namespace: namespace, token: token, recoveryPoint: recoveryPoint)) {
+                    completion($0.map(Outcome.owner))
+                }
+            case .forget(let force):
+                run(try forgetStep(key, namespace: namespace, force: force)) { completion($0.map(Outcome.forget)) }
+            }
+        } catch {
+            completion(.failure(error))
+        }
+    }
+
+    // MARK: - Each operation as one decision on the current record
+
+    private func beginStep(_ key: [UInt8], namespace: [UInt8], fingerprint: [UInt8]?,
+                           lease: Int64?, ttl: Int64?) throws(IdempotencyError) -> Step<BeginOutcome> {
         try policy.validate(key)
         if let generator = configuration.requireIssuedKeysFrom, !generator.verify(key) { throw .keyNotIssued }
         if let fingerprint, fingerprint.count > configuration.maximumFingerprintLength {
@@ -62,7 +166,7 @@ public final class IdempotencyStore: Sendable {
         }
         let lease = try Self.checkLease(lease ?? configuration.defaultLease)
         let ttl = try Self.checkTTL(ttl ?? configuration.defaultTTL)
-        let outcome = try await mutate(key, namespace: namespace) { record, now throws(IdempotencyError) -> (Change, BeginOutcome) in
+        return Step(engineKey: try Keyspace.engineKey(namespace: namespace, key: key), decide: { record, now in
             guard var record else {
                 let token = OwnerToken.random()
                 let fresh = IdempotencyRecord(state: .inProgress, fingerprint: fingerprint, token: token, attempt: 1,
@@ -89,27 +193,24 @@ public final class IdempotencyStore: Sendable {
                 return (.store(record), .acquired(token: record.token, attempt: record.attempt,
                                                   recoveryPoint: record.recoveryPoint))
             }
-        }
-        switch outcome {
-        case .acquired(_, let attempt, _): metrics.count(attempt > 1 ? .takeover : .acquired)
-        case .inProgress: metrics.count(.inProgressConflict)
-        case .completed: metrics.count(.replayed)
-        case .mismatch: metrics.count(.mismatch)
-        }
-        return outcome
+        }, counter: { outcome in
+            switch outcome {
+            case .acquired(_, let attempt, _): attempt > 1 ? .takeover : .acquired
+            case .inProgress: .inProgressConflict
+            case .completed: .replayed
+            case .mismatch: .mismatch
+            }
+        })
     }
 
-    /// Records the response of the attempt `token` owns; every later
-    /// `begin` replays it. The key is then remembered for `ttl` ms.
-    /// Completing again with the same token is a no-op success.
-    public func complete(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken, response: [UInt8],
-                         ttl: Int64? = nil) async throws(IdempotencyError) -> CompleteOutcome {
+    private func completeStep(_ key: [UInt8], namespace: [UInt8], token: OwnerToken, response: [UInt8],
+                              ttl: Int64?) throws(IdempotencyError) -> Step<CompleteOutcome> {
         try policy.validate(key)
         guard response.count <= configuration.maximumPayloadSize else {
             throw .responseTooLarge(size: response.count, limit: configuration.maximumPayloadSize)
         }
         let ttl = try Self.checkTTL(ttl ?? configuration.defaultTTL)
-        let outcome = try await mutate(key, namespace: namespace) { record, now throws(IdempotencyError) -> (Change, CompleteOutcome) in
+        return Step(engineKey: try Keyspace.engineKey(namespace: namespace, key: key), decide: { record, now in
             guard var record else { return (.none, .notFound) }
             guard record.token.constantTimeEquals(token) else { return (.none, .leaseLost) }
             if record.state == .completed { return (.none, .ok) }
@@ -119,89 +220,58 @@ public final class IdempotencyStore: Sendable {
             record.leaseDeadline = 0
             record.expiresAt = now + ttl
             return (.store(record), .ok)
-        }
-        metrics.count(outcome == .ok ? .completed : .leaseLost)
-        return outcome
+        }, counter: { $0 == .ok ? .completed : .leaseLost })
     }
 
-    /// Gives up the attempt `token` owns: the record is deleted so a retry
-    /// runs afresh, or with `keep` the lease is released but the record and
-    /// its recovery point stay for the next attempt.
-    public func abort(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken,
-                      keep: Bool = false) async throws(IdempotencyError) -> OwnerOutcome {
+    private func abortStep(_ key: [UInt8], namespace: [UInt8], token: OwnerToken,
+                           keep: Bool) throws(IdempotencyError) -> Step<OwnerOutcome> {
         try policy.validate(key)
-        let outcome = try await mutate(key, namespace: namespace) { record, now throws(IdempotencyError) -> (Change, OwnerOutcome) in
+        return Step(engineKey: try Keyspace.engineKey(namespace: namespace, key: key), decide: { record, now in
             guard var record, record.state == .inProgress, record.token.constantTimeEquals(token) else {
                 return (.none, .leaseLost)
             }
             guard keep else { return (.delete, .ok) }
             record.leaseDeadline = now
             return (.store(record), .ok)
-        }
-        metrics.count(outcome == .ok ? .aborted : .leaseLost)
-        return outcome
+        }, counter: { $0 == .ok ? .aborted : .leaseLost })
     }
 
-    /// Heartbeat: the lease of the attempt `token` owns now ends `lease` ms from now.
-    public func extend(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken,
-                       lease: Int64) async throws(IdempotencyError) -> OwnerOutcome {
+    private func extendStep(_ key: [UInt8], namespace: [UInt8], token: OwnerToken,
+                            lease: Int64) throws(IdempotencyError) -> Step<OwnerOutcome> {
         try policy.validate(key)
         let lease = try Self.checkLease(lease)
-        let outcome = try await mutate(key, namespace: namespace) { record, now throws(IdempotencyError) -> (Change, OwnerOutcome) in
+        return Step(engineKey: try Keyspace.engineKey(namespace: namespace, key: key), decide: { record, now in
             guard var record, record.state == .inProgress, record.token.constantTimeEquals(token) else {
                 return (.none, .leaseLost)
             }
             record.leaseDeadline = now + lease
             record.expiresAt = max(record.expiresAt, now + lease)
             return (.store(record), .ok)
-        }
-        if outcome == .leaseLost { metrics.count(.leaseLost) }
-        return outcome
+        }, counter: { $0 == .leaseLost ? .leaseLost : nil })
     }
 
-    /// Saves progress, so an attempt that takes over resumes instead of redoing.
-    public func checkpoint(_ key: [UInt8], namespace: [UInt8] = [], token: OwnerToken,
-                           recoveryPoint: [UInt8]) async throws(IdempotencyError) -> OwnerOutcome {
+    private func checkpointStep(_ key: [UInt8], namespace: [UInt8], token: OwnerToken,
+                                recoveryPoint: [UInt8]) throws(IdempotencyError) -> Step<OwnerOutcome> {
         try policy.validate(key)
         guard recoveryPoint.count <= configuration.maximumPayloadSize else {
             throw .recoveryPointTooLarge(size: recoveryPoint.count, limit: configuration.maximumPayloadSize)
         }
-        let outcome = try await mutate(key, namespace: namespace) { record, _ throws(IdempotencyError) -> (Change, OwnerOutcome) in
+        return Step(engineKey: try Keyspace.engineKey(namespace: namespace, key: key), decide: { record, _ in
             guard var record, record.state == .inProgress, record.token.constantTimeEquals(token) else {
                 return (.none, .leaseLost)
             }
             record.recoveryPoint = recoveryPoint
             return (.store(record), .ok)
-        }
-        if outcome == .leaseLost { metrics.count(.leaseLost) }
-        return outcome
+        }, counter: { $0 == .leaseLost ? .leaseLost : nil })
     }
 
-    /// The record, for support tooling; nil when absent or expired.
-    public func get(_ key: [UInt8], namespace: [UInt8] = []) throws(IdempotencyError) -> IdempotencyRecord? {
+    private func forgetStep(_ key: [UInt8], namespace: [UInt8], force: Bool) throws(IdempotencyError) -> Step<ForgetOutcome> {
         try policy.validate(key)
-        let stored: StoredValue?
-        do { stored = try engine.get(try KeyPolicy.engineKey(namespace: namespace, key: key)) } catch let error as EngineError {
-            throw .engine(error)
-        } catch let error as IdempotencyError {
-            throw error
-        } catch {
-            throw .corruptRecord("\(error)")
-        }
-        return try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
-    }
-
-    /// Deletes the record. An in-progress record is refused (`busy`) unless
-    /// `force`, since its owner may still be running the side effect.
-    public func forget(_ key: [UInt8], namespace: [UInt8] = [], force: Bool = false) async throws(IdempotencyError) -> ForgetOutcome {
-        try policy.validate(key)
-        let outcome = try await mutate(key, namespace: namespace) { record, _ throws(IdempotencyError) -> (Change, ForgetOutcome) in
+        return Step(engineKey: try Keyspace.engineKey(namespace: namespace, key: key), decide: { record, _ in
             guard let record else { return (.none, .notFound) }
             if record.state == .inProgress && !force { return (.none, .busy) }
             return (.delete, .deleted)
-        }
-        if outcome == .deleted { metrics.count(.forgotten) }
-        return outcome
+        }, counter: { $0 == .deleted ? .forgotten : nil })
     }
 
     // MARK: - The one atomic step every operation is
@@ -212,33 +282,66 @@ public final class IdempotencyStore: Sendable {
         case delete
     }
 
-    /// Reads the live record, lets `decide` choose, writes the choice — one
+    /// An operation as a decision on the key's live record: `decide` sees
+    /// the record (nil when absent or expired) and the engine clock's now,
+    /// and chooses the change and the caller's outcome; `counter` names the
+    /// metric the outcome counts towards.
+    struct Step<R: Sendable> {
+        var engineKey: [UInt8]
+        var decide: (IdempotencyRecord?, Int64) throws(IdempotencyError) -> (Change, R)
+        var counter: @Sendable (R) -> IdempotencyMetrics.Counter?
+    }
+
+    /// Reads the live record, lets the step decide, writes the choice — one
     /// linearizable engine update — and returns once it is durable.
-    private func mutate<R: Sendable>(_ key: [UInt8], namespace: [UInt8],
-                                     _ decide: (IdempotencyRecord?, Int64) throws(IdempotencyError) -> (Change, R)) async throws(IdempotencyError) -> R {
-        let engineKey = try KeyPolicy.engineKey(namespace: namespace, key: key)
-        let clock = engine.options.clock
+    private func run<R: Sendable>(_ step: Step<R>) async throws(IdempotencyError) -> R {
+        let result: R
         do {
-            return try await engine.update(engineKey) { stored in
-                let now = clock.nowMilliseconds()
-                let record = try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
-                let (change, result) = try decide(record, now)
-                switch change {
-                case .none: return (nil, result)
-                case .delete: return (.delete, result)
-                case .store(let record): return (.put(value: RecordCodec.encode(record), expiresAt: record.expiresAt), result)
-                }
-            }
-        } catch let error as IdempotencyError {
-            throw error
-        } catch let error as EngineError {
-            throw .engine(error)
+            result = try await engine.update(step.engineKey, engineMutation(step))
         } catch {
-            throw .corruptRecord("\(error)")
+            throw Self.idempotencyError(error)
+        }
+        if let counter = step.counter(result) { metrics.count(counter) }
+        return result
+    }
+
+    private func run<R: Sendable>(_ step: Step<R>, completion: @escaping @Sendable (Result<R, IdempotencyError>) -> Void) {
+        let counter = step.counter
+        engine.update(step.engineKey, engineMutation(step)) { [metrics] result in
+            switch result {
+            case .success(let outcome):
+                if let name = counter(outcome) { metrics.count(name) }
+                completion(.success(outcome))
+            case .failure(let error):
+                completion(.failure(Self.idempotencyError(error)))
+            }
+        }
+    }
+
+    private func engineMutation<R>(_ step: Step<R>) -> (StoredValue?) throws -> (Mutation?, R) {
+        let clock = engine.options.clock
+        return { stored in
+            let now = clock.nowMilliseconds()
+            let record = try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
+            let (change, result) = try step.decide(record, now)
+            switch change {
+            case .none: return (nil, result)
+            case .delete: return (.delete, result)
+            case .store(let record): return (.put(value: RecordCodec.encode(record), expiresAt: record.expiresAt), result)
+            }
+        }
+    }
+
+    private static func idempotencyError(_ error: any Error) -> IdempotencyError {
+        switch error {
+        case let error as IdempotencyError: error
+        case let error as EngineError: .engine(error)
+        default: .corruptRecord("\(error)")
         }
     }
 
     private static func decode(_ bytes: [UInt8]) throws(IdempotencyError) -> IdempotencyRecord {
+        guard Keyspace.type(of: bytes) != .string else { throw .wrongType }
         do { return try RecordCodec.decode(bytes) } catch { throw .corruptRecord(error.description) }
     }
 

@@ -126,13 +126,24 @@ public final class Engine: Sendable {
     public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil, limit: Int = .max) throws(EngineError) -> [(key: [UInt8], value: StoredValue)] {
         var result: [(key: [UInt8], value: StoredValue)] = []
         guard limit > 0 else { return result }
+        try scan(prefix: prefix, from: startKey) { key, value in
+            result.append((key, value))
+            return result.count < limit
+        }
+        return result
+    }
+
+    /// Visits live keys starting with `prefix`, in key order, from
+    /// `startKey` (inclusive) on, until `visit` returns false — without
+    /// holding them all in memory. The view is the one current at the call:
+    /// writes made meanwhile may or may not be seen.
+    public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil,
+                     visit: (_ key: [UInt8], _ value: StoredValue) throws(EngineError) -> Bool) throws(EngineError) {
         var merged = try MergingScan(view: views.current, prefix: prefix, from: startKey)
         while let (key, entry) = try merged.next() {
             guard let live = visible(entry) else { continue }
-            result.append((key, Self.storedValue(live)))
-            if result.count == limit { break }
+            guard try visit(key, Self.storedValue(live)) else { return }
         }
-        return result
     }
 
     // MARK: - Writes

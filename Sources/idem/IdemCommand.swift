@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import IdemEngine
 
 #if canImport(Glibc)
@@ -10,8 +11,24 @@ struct Idem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idem",
         abstract: "Idem: a durable store for idempotency keys.",
-        subcommands: [Smoke.self, Put.self, Get.self, Delete.self, Scan.self, Info.self, Check.self, Stats.self]
+        subcommands: [Serve.self, Check.self, Stats.self, HashPassword.self, Smoke.self, Put.self, Get.self, Delete.self,
+                      Scan.self, Info.self]
     )
+
+    static func main() async {
+        let arguments = EnvironmentOptions.arguments(Array(CommandLine.arguments.dropFirst()),
+                                                     environment: ProcessInfo.processInfo.environment)
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every subcommand that opens a data directory shares.

@@ -1,0 +1,82 @@
+import NIOCore
+import RESP
+import Synchronization
+
+/// What `CLIENT LIST` shows about a connection. Written by the
+/// connection's event loop, read by whoever lists clients.
+final class ClientInfo: Sendable {
+    let id: UInt64
+    let remoteAddress: String
+    let localAddress: String
+    let connectedAt: Int64
+
+    struct Fields: Sendable {
+        var name = ""
+        var user = "default"
+        var lastCommand = "NULL"
+        var lastActivity: Int64 = 0
+        var protocolVersion = RESPVersion.resp2
+        var libraryName = ""
+        var libraryVersion = ""
+    }
+
+    let fields: Mutex<Fields>
+
+    init(id: UInt64, remoteAddress: String, localAddress: String, connectedAt: Int64) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+        self.connectedAt = connectedAt
+        self.fields = Mutex(Fields(lastActivity: connectedAt))
+    }
+
+    /// One `CLIENT LIST` line (Redis's field names, those that apply).
+    func listLine(now: Int64) -> String {
+        let current = fields.withLock { $0 }
+        let age = max(0, now - connectedAt) / 1000
+        let idle = max(0, now - current.lastActivity) / 1000
+        return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(current.name) age=\(age) idle=\(idle) "
+            + "flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 cmd=\(current.lastCommand) user=\(current.user) redir=-1 "
+            + "resp=\(current.protocolVersion.rawValue) lib-name=\(current.libraryName) lib-ver=\(current.libraryVersion)"
+    }
+}
+
+/// The connected clients: enforces `maxclients`, lists them, and drains
+/// them at shutdown.
+final class ClientRegistry: Sendable {
+    private struct Entry: Sendable {
+        var info: ClientInfo
+        var channel: any Channel
+    }
+
+    private let maxClients: Int
+    private let entries = Mutex<[UInt64: Entry]>([:])
+    private let nextID = Atomic<UInt64>(1)
+
+    init(maxClients: Int) {
+        self.maxClients = maxClients
+    }
+
+    func makeID() -> UInt64 { nextID.wrappingAdd(1, ordering: .relaxed).oldValue }
+
+    /// False when the server is full (the caller refuses the client).
+    func register(_ info: ClientInfo, channel: any Channel) -> Bool {
+        entries.withLock { entries in
+            guard entries.count < maxClients else { return false }
+            entries[info.id] = Entry(info: info, channel: channel)
+            return true
+        }
+    }
+
+    func unregister(_ id: UInt64) {
+        _ = entries.withLock { $0.removeValue(forKey: id) }
+    }
+
+    var count: Int { entries.withLock { $0.count } }
+
+    func list() -> [ClientInfo] {
+        entries.withLock { $0.values.map(\.info) }.sorted { $0.id < $1.id }
+    }
+
+    var channels: [any Channel] { entries.withLock { $0.values.map(\.channel) } }
+}

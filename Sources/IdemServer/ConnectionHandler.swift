@@ -1,0 +1,299 @@
+import NIOCore
+import RESP
+
+/// Sent down a connection's pipeline at shutdown: finish the commands
+/// already read, send their replies, then close.
+struct DrainEvent: Sendable {}
+
+/// One client connection: bytes in → `RESPRequestParser` → commands →
+/// replies out, in order.
+///
+/// Invariants:
+/// - Replies leave in the order their commands arrived. A reply that is
+///   ready while an earlier one still waits (a write awaiting its group
+///   commit) is held in `slots` until everything before it is written.
+/// - At most `maxPendingCommands` replies wait at once, and nothing more is
+///   parsed while the socket is not writable: past either bound the handler
+///   stops reading (it holds back `read()`), so a client that pipelines
+///   without reading replies is slowed down, never buffered without bound.
+/// - Everything here runs on the channel's event loop; command handlers
+///   that need the disk or a durable write hand back a future instead of
+///   blocking it.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Never
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Slot {
+        case waiting
+        case ready(RESPValue)
+    }
+
+    private let server: ServerContext
+    private let parser: RESPRequestParser
+    private var session: Session?
+    private var input = ByteBuffer()
+    private var output = ByteBuffer()
+    private var scratch: [UInt8] = []
+
+    /// Replies not yet written: `slots[slotHead...]`, the first being
+    /// command number `firstSlotID`. Empty when nothing waits.
+    private var slots: [Slot] = []
+    private var slotHead = 0
+    private var firstSlotID = 0
+
+    /// Parse nothing more; close once every reply is out (QUIT, a protocol
+    /// error, shutdown).
+    private var closeAfterReplies = false
+    private var closing = false
+    /// A `read()` held back while paused.
+    private var readHeld = false
+    private var processing = false
+    private var registered = false
+    /// Bytes handed to the channel and not yet written to the socket.
+    private var unwrittenBytes = 0
+
+    init(server: ServerContext) {
+        self.server = server
+        self.parser = RESPRequestParser(limits: server.configuration.parserLimits)
+    }
+
+    // MARK: Lifecycle
+
+    func channelActive(context: ChannelHandlerContext) {
+        let info = ClientInfo(id: server.clients.makeID(),
+                              remoteAddress: Self.describe(context.remoteAddress),
+                              localAddress: Self.describe(context.localAddress), connectedAt: server.now)
+        output = context.channel.allocator.buffer(capacity: 1024)
+        guard !server.draining.load(ordering: .relaxed), server.clients.register(info, channel: context.channel) else {
+            server.metrics.countConnection(accepted: false)
+            var refusal = context.channel.allocator.buffer(capacity: 64)
+            refusal.writeString("-ERR max number of clients reached\r\n")
+            context.writeAndFlush(wrapOutboundOut(refusal)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        registered = true
+        server.metrics.countConnection(accepted: true)
+        session = Session(info: info, user: server.users.initialUser)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        unregister()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        unregister()
+    }
+
+    private func unregister() {
+        guard registered else { return }
+        registered = false
+        closing = true
+        if let session { server.clients.unregister(session.info.id) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        server.logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is DrainEvent:
+            closeAfterReplies = true
+            closeIfDone(context)
+        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
+            server.logger.debug("closing idle client", metadata: ["client_id": "\(session?.info.id ?? 0)"])
+            context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    // MARK: Input
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard session != nil, !closing else { return }
+        server.metrics.countBytes(in: bytes.readableBytes, out: 0)
+        if input.readableBytes == 0 {
+            input = bytes
+        } else {
+            input.writeBuffer(&bytes)
+        }
+        process(context)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isPaused(context) {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        resumeIfPossible(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    private var pendingReplies: Int { slots.count - slotHead }
+
+    private func isPaused(_ context: ChannelHandlerContext) -> Bool {
+        pendingReplies >= server.configuration.maxPendingCommands || !context.channel.isWritable
+    }
+
+    private func resumeIfPossible(_ context: ChannelHandlerContext) {
+        guard !closing, !isPaused(context) else { return }
+        if input.readableBytes > 0 { process(context) }
+        if readHeld && !isPaused(context) {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// Runs every complete command in `input`, then writes the replies
+    /// that are ready in one flush.
+    private func process(_ context: ChannelHandlerContext) {
+        guard !processing, let session else { return }
+        processing = true
+        defer { processing = false }
+        parsing: while !closeAfterReplies && !closing && input.readableBytes > 0 && !isPaused(context) {
+            let result = input.withUnsafeReadableBytes { parser.parse($0) }
+            switch result {
+            case .incomplete:
+                break parsing
+            case .skip(let consumed):
+                input.moveReaderIndex(forwardBy: consumed)
+            case .protocolError(let message):
+                server.metrics.protocolErrors.increment()
+                server.logger.debug("protocol error", metadata: ["client_id": "\(session.info.id)", "error": "\(message)"])
+                input.clear()
+                reply(.error(message))
+                closeAfterReplies = true
+            case .command(let arguments, let consumed):
+                input.moveReaderIndex(forwardBy: consumed)
+                run(arguments, session: session, context: context)
+                if output.readableBytes >= 256 * 1024 { flush(context) }
+            }
+        }
+        if input.readableBytes == 0 {
+            input.clear()
+        } else if input.readerIndex >= 64 * 1024 {
+            input.discardReadBytes()
+        }
+        flush(context)
+        closeIfDone(context)
+    }
+
+    private func run(_ arguments: [[UInt8]], session: Session, context: ChannelHandlerContext) {
+        let started = NIODeadline.now()
+        let (name, result) = server.execute(arguments, session: session, eventLoop: context.eventLoop)
+        switch result {
+        case .reply(let value):
+            record(name, value, started: started)
+            reply(value)
+        case .replyThenClose(let value):
+            record(name, value, started: started)
+            reply(value)
+            closeAfterReplies = true
+        case .later(let future):
+            let id = firstSlotID + pendingReplies
+            slots.append(.waiting)
+            future.assumeIsolated().whenComplete { result in
+                let value: RESPValue = switch result {
+                case .success(let value): value
+                case .failure(let error): Invocation.replyForError(error)
+                }
+                self.record(name, value, started: started)
+                self.fill(id, with: value, context: context)
+            }
+        }
+    }
+
+    private func record(_ name: String, _ value: RESPValue, started: NIODeadline) {
+        let failed = if case .error = value { true } else { false }
+        server.metrics.recordCommand(name, failed: failed, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+    }
+
+    // MARK: Output
+
+    /// Queues a reply that is ready now.
+    private func reply(_ value: RESPValue) {
+        if pendingReplies == 0 {
+            encode(value)
+            firstSlotID += 1
+        } else {
+            slots.append(.ready(value))
+        }
+    }
+
+    /// A waiting reply became ready: write it and every ready one after it.
+    private func fill(_ id: Int, with value: RESPValue, context: ChannelHandlerContext) {
+        guard !closing else { return }
+        slots[slotHead + (id - firstSlotID)] = .ready(value)
+        while slotHead < slots.count, case .ready(let ready) = slots[slotHead] {
+            encode(ready)
+            slotHead += 1
+            firstSlotID += 1
+        }
+        if slotHead == slots.count {
+            slots.removeAll(keepingCapacity: true)
+            slotHead = 0
+        } else if slotHead >= 1024 && slotHead * 2 >= slots.count {
+            slots.removeFirst(slotHead)
+            slotHead = 0
+        }
+        guard !processing else { return }
+        flush(context)
+        closeIfDone(context)
+        resumeIfPossible(context)
+    }
+
+    private func encode(_ value: RESPValue) {
+        scratch.removeAll(keepingCapacity: true)
+        RESPEncoder.encode(value, version: session?.protocolVersion ?? .resp2, into: &scratch)
+        output.writeBytes(scratch)
+    }
+
+    private func flush(_ context: ChannelHandlerContext) {
+        guard output.readableBytes > 0, !closing else { return }
+        let size = output.readableBytes
+        server.metrics.countBytes(in: 0, out: size)
+        unwrittenBytes += size
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { _ in self.unwrittenBytes -= size }
+        context.writeAndFlush(wrapOutboundOut(output), promise: written)
+        output = context.channel.allocator.buffer(capacity: 1024)
+        if unwrittenBytes > server.configuration.maxOutputBufferBytes {
+            server.metrics.slowReadersDisconnected.increment()
+            server.logger.warning("disconnecting a client that does not read its replies", metadata: [
+                "client_id": "\(session?.info.id ?? 0)", "unwritten_bytes": "\(unwrittenBytes)",
+            ])
+            closing = true
+            context.close(promise: nil)
+        }
+    }
+
+    private func closeIfDone(_ context: ChannelHandlerContext) {
+        guard closeAfterReplies, !closing, pendingReplies == 0 else { return }
+        flush(context)
+        closing = true
+        // Close once the last reply is on the wire (a write then close in
+        // one go could drop it).
+        let flushed = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: flushed)
+        flushed.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private static func describe(_ address: SocketAddress?) -> String {
+        guard let address else { return "?" }
+        switch address {
+        case .v4, .v6: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .unixDomainSocket: return address.pathname ?? "unix"
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import IdemEngine
+import Idempotency
+import NIOCore
+import RESP
+
+/// A reply that ends a command early, thrown out of a decision taken
+/// inside an engine update (e.g. `WRONGTYPE`).
+struct ReplyError: Error {
+    var reply: RESPValue
+}
+
+/// A live value read through the keyspace, with its type.
+struct TypedValue {
+    var type: Keyspace.ValueType
+    var stored: StoredValue
+
+    /// The string's bytes (for type `.string`).
+    var string: [UInt8] { Array(Keyspace.decodeString(stored.value)) }
+}
+
+extension Invocation {
+    /// The live value under the user's `key`, or nil.
+    func read(_ key: [UInt8]) throws(ReplyError) -> TypedValue? {
+        let stored: StoredValue?
+        do { stored = try server.engine.get(engineKey(key)) } catch { throw ReplyError(reply: .engineFailure(error)) }
+        return try stored.map { stored throws(ReplyError) in try Self.typed(stored) }
+    }
+
+    static func typed(_ stored: StoredValue) throws(ReplyError) -> TypedValue {
+        guard let type = Keyspace.type(of: stored.value) else {
+            throw ReplyError(reply: .error("ERR stored value has an unknown type byte 0x\(String(stored.value.first ?? 0, radix: 16))"))
+        }
+        return TypedValue(type: type, stored: stored)
+    }
+
+    /// Reads the live value, lets `decide` choose the change and the
+    /// result, and applies it — one linearizable engine update. The future
+    /// completes on this event loop once the change is durable; it fails
+    /// with the reply to send when the engine or `decide` refused.
+    func update<R: Sendable>(_ key: [UInt8], _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R)) -> EventLoopFuture<R> {
+        let promise = eventLoop.makePromise(of: R.self)
+        server.engine.update(engineKey(key), { stored in
+            try decide(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
+        }, completion: { result in
+            switch result {
+            case .success(let value): promise.succeed(value)
+            case .failure(let error): promise.fail(error)
+            }
+        })
+        return promise.futureResult
+    }
+
+    /// Turns a future result into the command's reply.
+    func reply<R: Sendable>(_ future: EventLoopFuture<R>, _ transform: @escaping @Sendable (R) -> RESPValue) -> CommandResult {
+        .later(future.map(transform).recover(Self.replyForError))
+    }
+
+    @Sendable static func replyForError(_ error: any Error) -> RESPValue {
+        switch error {
+        case let error as ReplyError: error.reply
+        case let error as EngineError: .engineFailure(error)
+        default: .error("ERR \(error)")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import IdemEngine
+import Idempotency
+import RESP
+
+/// Everything `idem serve` can be told. Defaults match the README.
+public struct ServerConfiguration: Sendable {
+    public var directory = "./idem-data"
+    public var bindAddress = "127.0.0.1"
+    /// 6379 so that `redis-cli` works with no arguments; 0 picks a free port (tests).
+    public var port = 6379
+    /// The HTTP listener for /metrics, /healthz and /readyz; nil turns it off; 0 picks a free port.
+    public var metricsPort: Int?
+    public var metricsBindAddress = "127.0.0.1"
+    public var engine = EngineOptions()
+    public var idempotency = IdempotencyConfiguration()
+    /// Password of the default user; nil leaves the default user open (as
+    /// Redis does) unless a users file is given.
+    public var requirePassword: String?
+    /// Path of the users file (see `UserDirectory`).
+    public var usersFile: String?
+    /// Refuse to listen on a non-loopback address with no password (Redis's protected mode).
+    public var protectedMode = true
+    /// Secret for `IDEM.KEYGEN HYBRID` and `IDEM.VERIFY`.
+    public var keyGenerator: KeyGenerator?
+
+    // MARK: Limits
+
+    public var maxClients = 10_000
+    /// Longest inline command and `*`/`$` header line (bytes).
+    public var maxInlineLength = 64 * 1024
+    /// Largest bulk argument (`proto-max-bulk-len`). The engine's value limit
+    /// applies on top for what is stored.
+    public var maxBulkLength = 16 << 20
+    /// Most arguments in one multibulk request.
+    public var maxArguments = 1024 * 1024
+    /// Close a client that sends nothing for this many seconds; 0 never.
+    public var idleTimeoutSeconds = 0
+    /// Replies queued for one client (bytes) before it is disconnected as a
+    /// slow reader.
+    public var maxOutputBufferBytes = 64 << 20
+    /// Commands of one client awaiting their durable write before the
+    /// server stops reading from that client.
+    public var maxPendingCommands = 1024
+    /// Threads that serve disk reads, scans and flushes off the event loops.
+    public var blockingThreads = 2
+    /// Event loop threads; nil uses one per core.
+    public var eventLoopThreads: Int?
+
+    public init() {}
+
+    var parserLimits: RESPRequestParser.Limits {
+        var limits = RESPRequestParser.Limits()
+        limits.maxInlineLength = maxInlineLength
+        limits.maxBulkLength = maxBulkLength
+        limits.maxArguments = maxArguments
+        return limits
+    }
+
+    /// The effective configuration for the start-up log, secrets masked.
+    public var loggableDescription: String {
+        var parts = [
+            "dir=\(directory)", "bind=\(bindAddress)", "port=\(port)",
+            "metrics-port=\(metricsPort.map(String.init) ?? "off")",
+            "fsync=\(engine.durability.rawValue)", "partition-width=\(engine.partitionWidth)ms",
+            "memtable-size=\(engine.memtableSize)", "block-cache=\(engine.blockCacheSize)",
+            "requirepass=\(requirePassword == nil ? "(none)" : "****")",
+            "users=\(usersFile ?? "(none)")", "protected-mode=\(protectedMode ? "yes" : "no")",
+            "maxclients=\(maxClients)", "proto-max-bulk-len=\(maxBulkLength)", "timeout=\(idleTimeoutSeconds)",
+            "default-lease=\(idempotency.defaultLease)ms", "default-ttl=\(idempotency.defaultTTL)ms",
+        ]
+        parts.append("key-secret=\(keyGenerator == nil ? "(none)" : "****")")
+        return parts.joined(separator: " ")
+    }
+}

@@ -1,0 +1,76 @@
+import IdemEngine
+import Idempotency
+import Logging
+import NIOCore
+import NIOPosix
+import RESP
+import Synchronization
+
+/// What every connection shares: the store, users, clients, counters and
+/// the command table. Immutable apart from its thread-safe counters.
+final class ServerContext: Sendable {
+    let configuration: ServerConfiguration
+    let engine: Engine
+    let store: IdempotencyStore
+    let users: UserDirectory
+    let clients: ClientRegistry
+    let metrics: ServerMetrics
+    let blockingPool: NIOThreadPool
+    let scanCursors = ScanCursors()
+    let logger: Logger
+    let startedAt: Int64
+    let commands: [String: Command]
+    /// Set once the server stops taking commands (graceful shutdown).
+    let draining = Atomic<Bool>(false)
+
+    init(configuration: ServerConfiguration, engine: Engine, users: UserDirectory, metrics: ServerMetrics,
+         blockingPool: NIOThreadPool, logger: Logger) {
+        self.configuration = configuration
+        self.engine = engine
+        self.store = IdempotencyStore(engine: engine, configuration: configuration.idempotency)
+        self.users = users
+        self.clients = ClientRegistry(maxClients: configuration.maxClients)
+        self.metrics = metrics
+        self.blockingPool = blockingPool
+        self.logger = logger
+        self.startedAt = engine.options.clock.nowMilliseconds()
+        self.commands = CommandTable.all
+    }
+
+    var now: Int64 { engine.options.clock.nowMilliseconds() }
+
+    func engineKey(namespace: [UInt8], key: [UInt8]) -> [UInt8] {
+        // Namespaces are at most 255 bytes (checked when users load), so this cannot fail.
+        (try? Keyspace.engineKey(namespace: namespace, key: key)) ?? []
+    }
+
+    /// Runs one command for `session`: looks it up, checks arity,
+    /// authentication and the user's role, then calls its handler.
+    func execute(_ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> (name: String, result: CommandResult) {
+        let name = String(decoding: arguments[0].map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+        guard let command = commands[name] else {
+            return ("unknown", .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments)))
+        }
+        guard command.acceptsArgumentCount(arguments.count) else {
+            return (name, .reply(session.user == nil && !command.flags.contains(.noAuth)
+                ? .authenticationRequired : .wrongArity(name)))
+        }
+        guard let user = session.user ?? (command.flags.contains(.noAuth) ? User.anonymous : nil) else {
+            return (name, .reply(.authenticationRequired))
+        }
+        if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
+            return (name, .reply(.noPermission(user: user.name, command: name)))
+        }
+        session.info.fields.withLock { fields in
+            fields.lastCommand = name
+            fields.lastActivity = now
+        }
+        return (name, command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop)))
+    }
+}
+
+extension User {
+    /// Stands in for a connection that has not authenticated yet, while it
+    /// runs a command allowed before authentication (AUTH, HELLO, QUIT).
+    static let anonymous = User(name: "(unauthenticated)", role: .readonly, namespace: [], passwordHash: nil)
+}

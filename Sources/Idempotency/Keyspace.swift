@@ -1,0 +1,72 @@
+import IdemEngine
+
+/// The one layout every data type shares inside the engine, so that a name
+/// holds at most one value of one type (docs/FORMAT.md, "Keyspace").
+///
+/// Engine key: `0x6B ('k') ‖ namespace length u8 ‖ namespace ‖ key`. The
+/// length prefix keeps tenants apart: no namespace's keys are a prefix
+/// range of another's.
+///
+/// Engine value: `type u8 ‖ body`. `0x00` is a plain string (body = the
+/// bytes); `0x01` is an idempotency record, version 1 (the type byte is the
+/// record's version byte). A reader meeting another type than it expects
+/// answers "wrong type" rather than misreading the bytes.
+public enum Keyspace {
+    public static let tag: UInt8 = 0x6B
+    public static let maxNamespaceLength = 255
+
+    public enum ValueType: UInt8, Sendable {
+        case string = 0x00
+        case idempotencyRecord = 0x01
+
+        /// The name `TYPE` and `SCAN ... TYPE` use.
+        public var name: String {
+            switch self {
+            case .string: "string"
+            case .idempotencyRecord: "idempotency"
+            }
+        }
+    }
+
+    public static func engineKey(namespace: [UInt8], key: [UInt8]) throws(IdempotencyError) -> [UInt8] {
+        guard namespace.count <= maxNamespaceLength else {
+            throw .invalidNamespace("\(namespace.count) bytes, the limit is \(maxNamespaceLength)")
+        }
+        var engineKey: [UInt8] = []
+        engineKey.reserveCapacity(2 + namespace.count + key.count)
+        engineKey.append(tag)
+        engineKey.append(UInt8(namespace.count))
+        engineKey.append(contentsOf: namespace)
+        engineKey.append(contentsOf: key)
+        return engineKey
+    }
+
+    /// The engine-key prefix of every key in `namespace`.
+    public static func prefix(namespace: [UInt8]) throws(IdempotencyError) -> [UInt8] {
+        try engineKey(namespace: namespace, key: [])
+    }
+
+    /// The user's key inside an engine key of `namespace` (the inverse of `engineKey`).
+    public static func userKey(_ engineKey: [UInt8], namespace: [UInt8]) -> ArraySlice<UInt8> {
+        engineKey[min(engineKey.count, 2 + namespace.count)...]
+    }
+
+    /// The type of a stored value; nil for an empty or unknown one (damage,
+    /// or a newer format), which callers report instead of misreading.
+    public static func type(of value: [UInt8]) -> ValueType? {
+        value.first.flatMap(ValueType.init(rawValue:))
+    }
+
+    public static func encodeString(_ bytes: [UInt8]) -> [UInt8] {
+        var value: [UInt8] = []
+        value.reserveCapacity(bytes.count + 1)
+        value.append(ValueType.string.rawValue)
+        value.append(contentsOf: bytes)
+        return value
+    }
+
+    /// The string in a stored value of type `.string`.
+    public static func decodeString(_ value: [UInt8]) -> ArraySlice<UInt8> {
+        value.dropFirst()
+    }
+}
