@@ -16,6 +16,9 @@ struct DrainEvent: Sendable {}
 ///   parsed while the socket is not writable: past either bound the handler
 ///   stops reading (it holds back `read()`), so a client that pipelines
 ///   without reading replies is slowed down, never buffered without bound.
+/// - A command that only reads runs after every earlier command of the
+///   connection has completed, so it sees their writes (writes themselves
+///   are ordered by the engine's commit pipeline and may overlap).
 /// - Everything here runs on the channel's event loop; command handlers
 ///   that need the disk or a durable write hand back a future instead of
 ///   blocking it.
@@ -172,9 +175,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 server.metrics.protocolErrors.increment()
                 server.logger.debug("protocol error", metadata: ["client_id": "\(session.info.id)", "error": "\(message)"])
                 input.clear()
-                reply(.error(message))
+                reply(.error("ERR " + message))
                 closeAfterReplies = true
             case .command(let arguments, let consumed):
+                // Read your writes: a command that does not go through the
+                // commit pipeline waits until this connection's earlier
+                // writes are durable and visible (it is parsed again then).
+                if pendingReplies > 0 && !server.isWrite(arguments[0]) { break parsing }
                 input.moveReaderIndex(forwardBy: consumed)
                 run(arguments, session: session, context: context)
                 if output.readableBytes >= 256 * 1024 { flush(context) }

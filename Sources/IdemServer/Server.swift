@@ -146,7 +146,7 @@ public final class IdemServer: Service, Sendable {
     // MARK: - Set-up
 
     private static func clientBootstrap(group: MultiThreadedEventLoopGroup, context: ServerContext) -> ServerBootstrap {
-        let idleTimeout = context.configuration.idleTimeoutSeconds
+        let idleTimeout = context.configuration.idleTimeoutMilliseconds
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 511)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -156,7 +156,7 @@ public final class IdemServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if idleTimeout > 0 {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(idleTimeout)))
                     }
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: context))
                 }

@@ -33,8 +33,8 @@ public struct ServerConfiguration: Sendable {
     public var maxBulkLength = 16 << 20
     /// Most arguments in one multibulk request.
     public var maxArguments = 1024 * 1024
-    /// Close a client that sends nothing for this many seconds; 0 never.
-    public var idleTimeoutSeconds = 0
+    /// Close a client that sends nothing for this many milliseconds; 0 never.
+    public var idleTimeoutMilliseconds: Int64 = 0
     /// Replies queued for one client (bytes) before it is disconnected as a
     /// slow reader.
     public var maxOutputBufferBytes = 64 << 20
@@ -65,7 +65,7 @@ public struct ServerConfiguration: Sendable {
             "memtable-size=\(engine.memtableSize)", "block-cache=\(engine.blockCacheSize)",
             "requirepass=\(requirePassword == nil ? "(none)" : "****")",
             "users=\(usersFile ?? "(none)")", "protected-mode=\(protectedMode ? "yes" : "no")",
-            "maxclients=\(maxClients)", "proto-max-bulk-len=\(maxBulkLength)", "timeout=\(idleTimeoutSeconds)",
+            "maxclients=\(maxClients)", "proto-max-bulk-len=\(maxBulkLength)", "timeout=\(idleTimeoutMilliseconds / 1000)s",
             "default-lease=\(idempotency.defaultLease)ms", "default-ttl=\(idempotency.defaultTTL)ms",
         ]
         parts.append("key-secret=\(keyGenerator == nil ? "(none)" : "****")")

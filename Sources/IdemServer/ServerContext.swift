@@ -44,10 +44,20 @@ final class ServerContext: Sendable {
         (try? Keyspace.engineKey(namespace: namespace, key: key)) ?? []
     }
 
+    /// Whether the command named `name` goes through the engine's commit
+    /// pipeline (and so may overlap earlier writes of its connection).
+    func isWrite(_ name: [UInt8]) -> Bool {
+        commands[Self.lowercased(name)]?.flags.contains(.write) ?? false
+    }
+
+    static func lowercased(_ name: [UInt8]) -> String {
+        String(decoding: name.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+    }
+
     /// Runs one command for `session`: looks it up, checks arity,
     /// authentication and the user's role, then calls its handler.
     func execute(_ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> (name: String, result: CommandResult) {
-        let name = String(decoding: arguments[0].map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+        let name = Self.lowercased(arguments[0])
         guard let command = commands[name] else {
             return ("unknown", .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments)))
         }

@@ -62,7 +62,7 @@ struct Serve: AsyncParsableCommand {
         configuration.usersFile = users
         configuration.protectedMode = protectedMode == .yes
         configuration.maxClients = maxclients
-        configuration.idleTimeoutSeconds = timeout
+        configuration.idleTimeoutMilliseconds = Int64(timeout) * 1000
         configuration.maxBulkLength = protoMaxBulkLen.bytes
         configuration.maxInlineLength = maxInlineLen.bytes
         configuration.maxOutputBufferBytes = clientOutputBufferLimit.bytes

@@ -45,7 +45,7 @@ enum ServerCommands {
             ("maxmemory", "0"), ("port", String(configuration.port)),
             ("proto-max-bulk-len", String(configuration.maxBulkLength)),
             ("protected-mode", configuration.protectedMode ? "yes" : "no"), ("save", ""),
-            ("timeout", String(configuration.idleTimeoutSeconds)),
+            ("timeout", String(configuration.idleTimeoutMilliseconds / 1000)),
         ]
     }
 
