@@ -19,11 +19,39 @@ struct TypedValue {
 }
 
 extension Invocation {
-    /// The live value under the user's `key`, or nil.
-    func read(_ key: [UInt8]) throws(ReplyError) -> TypedValue? {
-        let stored: StoredValue?
-        do { stored = try server.engine.get(engineKey(key)) } catch { throw ReplyError(reply: .engineFailure(error)) }
-        return try stored.map { stored throws(ReplyError) in try Self.typed(stored) }
+    /// Reads `keys` and builds the reply from their live values (nil for
+    /// absent): on the event loop when memtables, bloom filters and the
+    /// block cache can answer, otherwise — a table block must come from
+    /// disk — on the blocking pool, so a slow disk never stalls the other
+    /// connections of this loop.
+    func withValues(of keys: [[UInt8]], _ body: @escaping @Sendable ([TypedValue?]) throws(ReplyError) -> RESPValue) -> CommandResult {
+        let engine = server.engine
+        let engineKeys = keys.map(engineKey)
+        do throws(ReplyError) {
+            var values: [TypedValue?] = []
+            values.reserveCapacity(keys.count)
+            for key in engineKeys {
+                let cached: Engine.CachedRead
+                do throws(EngineError) { cached = try engine.get(ifCached: key) } catch { throw ReplyError(reply: .engineFailure(error)) }
+                guard case .value(let stored) = cached else { break }
+                values.append(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
+            }
+            if values.count == keys.count { return .reply(try body(values)) }
+        } catch {
+            return .reply(error.reply)
+        }
+        return offload {
+            do throws(ReplyError) {
+                let values = try engineKeys.map { key throws(ReplyError) -> TypedValue? in
+                    let stored: StoredValue?
+                    do throws(EngineError) { stored = try engine.get(key) } catch { throw ReplyError(reply: .engineFailure(error)) }
+                    return try stored.map { stored throws(ReplyError) in try Self.typed(stored) }
+                }
+                return try body(values)
+            } catch {
+                return error.reply
+            }
+        }
     }
 
     static func typed(_ stored: StoredValue) throws(ReplyError) -> TypedValue {

@@ -103,6 +103,16 @@ public final class IdempotencyStore: Sendable {
         return try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
     }
 
+    /// Throws what `begin` would for a malformed key.
+    public func validate(key: [UInt8]) throws(IdempotencyError) {
+        try policy.validate(key)
+    }
+
+    /// Decodes a stored keyspace value as a record (`wrongType` for a string).
+    public static func record(from value: [UInt8]) throws(IdempotencyError) -> IdempotencyRecord {
+        try decode(value)
+    }
+
     // MARK: - The same operations for callers that must not suspend
 
     /// One of the operations above, named as a value (see `perform`).

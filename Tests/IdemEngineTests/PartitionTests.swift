@@ -38,6 +38,26 @@ import Testing
         try reopened.close()
     }
 
+    @Test func cachedReadsNeverTouchTheDiskAndSayWhenTheyWould() async throws {
+        let store = SimulatedStore()
+        let options = store.lsmOptions()
+        let engine = try store.openLSM(options)
+        for index in 0..<500 { try await engine.put(bytes("k\(index)"), bytes("v\(index)")) }
+        try await engine.put(bytes("fresh"), bytes("in memory"))
+        try await engine.flush()
+        try await engine.put(bytes("newer"), bytes("memtable"))
+        try engine.close()
+
+        let reopened = try store.openLSM(options) // an empty block cache
+        #expect(try reopened.get(ifCached: bytes("newer")) == .value(try reopened.get(bytes("newer"))))
+        #expect(try reopened.get(ifCached: bytes("k7")) == .needsDiskRead)
+        #expect(try reopened.get(ifCached: bytes("absent-key")) == .value(nil), "the bloom filter answers without a read")
+        let value = try reopened.get(bytes("k7"))
+        #expect(value?.value == bytes("v7"))
+        #expect(try reopened.get(ifCached: bytes("k7")) == .value(value), "the block is cached now")
+        try reopened.close()
+    }
+
     @Test func endedPartitionsAreDeletedWholeAndTheirSpaceReturned() async throws {
         let store = SimulatedStore()
         let engine = try store.openLSM(store.lsmOptions())

@@ -121,6 +121,28 @@ public final class Engine: Sendable {
         return Self.storedValue(live)
     }
 
+    /// What `get(ifCached:)` found.
+    public enum CachedRead: Sendable, Equatable {
+        /// The answer: the live value, or nil.
+        case value(StoredValue?)
+        /// Answering needs a table block that is not in the block cache.
+        case needsDiskRead
+    }
+
+    /// `get` that never touches the disk: answers from the memtables, the
+    /// bloom filters and the block cache, or says a disk read is needed —
+    /// so an event loop can hand only those reads to a thread pool.
+    public func get(ifCached key: [UInt8]) throws(EngineError) -> CachedRead {
+        let view = views.current
+        var result: Result<VersionedEntry??, EngineError> = .success(nil)
+        key.withUnsafeBytes { raw in
+            result = Result { () throws(EngineError) -> VersionedEntry?? in try view.lookupCached(raw) }
+        }
+        guard let found = try result.get() else { return .needsDiskRead }
+        guard let entry = found, let live = visible(entry) else { return .value(nil) }
+        return .value(Self.storedValue(live))
+    }
+
     /// Live keys starting with `prefix`, in key order, from `startKey`
     /// (inclusive) on, at most `limit`.
     public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil, limit: Int = .max) throws(EngineError) -> [(key: [UInt8], value: StoredValue)] {

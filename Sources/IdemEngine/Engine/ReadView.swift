@@ -35,6 +35,15 @@ final class ReadView: Sendable {
         }
         return try version.get(key)
     }
+
+    /// `lookup` without touching the disk; nil when a table block would be read.
+    func lookupCached(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry?? {
+        if let entry = active.get(key) { return .some(entry) }
+        for memtable in sealed {
+            if let entry = memtable.memtable.get(key) { return .some(entry) }
+        }
+        return try version.getCached(key)
+    }
 }
 
 /// Holds the current `ReadView`.

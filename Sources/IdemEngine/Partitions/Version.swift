@@ -62,6 +62,20 @@ final class Version: Sendable {
         return best
     }
 
+    /// `get` without touching the disk: nil when some table that may hold
+    /// `key` would need a block read.
+    func getCached(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry?? {
+        let hash = Hash64.hash(key)
+        var best: VersionedEntry?
+        for table in tables {
+            if let best, best.sequence > table.metadata.maxSequence { break }
+            guard table.reader.mayContain(hash: hash), table.metadata.covers(key) else { continue }
+            guard let found = try table.reader.findCached(key) else { return nil }
+            if let found, found.sequence > (best?.sequence ?? 0) { best = found }
+        }
+        return .some(best)
+    }
+
     /// The latest partition end, greater than `after`, among tables that
     /// hold some version of `key`; nil when none does.
     func latestPartitionHolding(_ key: UnsafeRawBufferPointer, after: Int64) throws(EngineError) -> Int64? {

@@ -33,6 +33,14 @@ final class BlockCache: Sendable {
         return block
     }
 
+    /// The cached block, without loading it (nil when not cached).
+    func cachedBlock(for key: Key) -> Block? {
+        let shard = shards[Int(truncatingIfNeeded: (key.fileNumber &* 0x9E37_79B9_7F4A_7C15 ^ key.offset >> 6)) & (shards.count - 1)]
+        guard let cached = shard.state.withLock({ $0.lookup(key) }) else { return nil }
+        hits.add(1, ordering: .relaxed)
+        return cached
+    }
+
     /// Drops every block of a file (it was deleted).
     func evict(fileNumber: UInt64) {
         for shard in shards { shard.state.withLock { $0.removeAll { $0.fileNumber == fileNumber } } }

@@ -106,6 +106,11 @@ final class TableReader: Sendable {
         }
     }
 
+    /// The data block if it is in the block cache; nil means a disk read.
+    func cachedDataBlock(_ handle: BlockHandle) -> Block? {
+        cache.cachedBlock(for: .init(fileNumber: fileNumber, offset: handle.offset))
+    }
+
     func mayContain(hash: UInt64) -> Bool {
         filter.mayContain(hash: hash)
     }
@@ -123,6 +128,17 @@ final class TableReader: Sendable {
         try iterator.seek(key)
         guard iterator.isValid, ByteOrder.compare(iterator.key, key) == 0 else { return nil }
         return try iterator.entry()
+    }
+
+    /// `find` without touching the disk: `.some` is the answer (an entry
+    /// or nil), `nil` means the block that may hold `key` is not cached.
+    func findCached(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry?? {
+        var iterator = makeIterator()
+        iterator.diskAllowed = false
+        try iterator.seek(key)
+        if iterator.neededDisk { return nil }
+        guard iterator.isValid, ByteOrder.compare(iterator.key, key) == 0 else { return .some(nil) }
+        return .some(try iterator.entry())
     }
 
     func makeIterator() -> TableIterator {
@@ -162,6 +178,10 @@ struct TableIterator {
     private var index: BlockIterator
     private var data: BlockIterator?
     private(set) var blockOffset: UInt64 = 0
+    /// When false, a block that is not cached is not read: the iterator
+    /// stops (invalid) with `neededDisk` set.
+    var diskAllowed = true
+    private(set) var neededDisk = false
 
     init(table: TableReader, index: BlockIterator) {
         self.table = table
@@ -222,7 +242,17 @@ struct TableIterator {
             }
             guard let handle else { throw table.corruption(at: 0, "bad block handle in index") }
             blockOffset = handle.offset
-            var iterator = BlockIterator(try table.dataBlock(handle))
+            let block: Block
+            if diskAllowed {
+                block = try table.dataBlock(handle)
+            } else if let cached = table.cachedDataBlock(handle) {
+                block = cached
+            } else {
+                neededDisk = true
+                data = nil
+                return
+            }
+            var iterator = BlockIterator(block)
             do {
                 if first { try position(&iterator) } else { try iterator.seekToFirst() }
             } catch {

@@ -95,23 +95,28 @@ enum IdempotencyCommands {
     }
 
     static func get(_ call: Invocation) -> CommandResult {
-        let record: IdempotencyRecord?
         do {
-            record = try call.server.store.get(call[1], namespace: call.session.namespace)
+            try call.server.store.validate(key: call[1])
         } catch {
             return .reply(.idempotencyFailure(error))
         }
-        guard let record else { return .reply(.null) }
-        let now = call.server.now
-        return .reply(.map([
-            (.bulk("state"), .bulk(record.state == .completed ? "completed" : "in_progress")),
-            (.bulk("fingerprint"), .bulkString(record.fingerprint)),
-            (.bulk("attempt"), .integer(Int64(record.attempt))),
-            (.bulk("lease_ms"), .integer(record.state == .completed ? -1 : record.leaseRemaining(at: now))),
-            (.bulk("ttl_ms"), .integer(max(0, record.expiresAt - now))),
-            (.bulk("recovery_point"), .bulkString(record.recoveryPoint)),
-            (.bulk("response"), .bulkString(record.response)),
-        ]))
+        let server = call.server
+        return call.withValues(of: [call[1]]) { values throws(ReplyError) in
+            guard let current = values[0] else { return .null }
+            guard current.type == .idempotencyRecord else { return .wrongType }
+            let record: IdempotencyRecord
+            do throws(IdempotencyError) { record = try IdempotencyStore.record(from: current.stored.value) } catch { return .idempotencyFailure(error) }
+            let now = server.now
+            return .map([
+                (.bulk("state"), .bulk(record.state == .completed ? "completed" : "in_progress")),
+                (.bulk("fingerprint"), .bulkString(record.fingerprint)),
+                (.bulk("attempt"), .integer(Int64(record.attempt))),
+                (.bulk("lease_ms"), .integer(record.state == .completed ? -1 : record.leaseRemaining(at: now))),
+                (.bulk("ttl_ms"), .integer(max(0, record.expiresAt - now))),
+                (.bulk("recovery_point"), .bulkString(record.recoveryPoint)),
+                (.bulk("response"), .bulkString(record.response)),
+            ])
+        }
     }
 
     static func keygen(_ call: Invocation) -> CommandResult {

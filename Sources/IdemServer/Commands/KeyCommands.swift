@@ -51,35 +51,26 @@ enum KeyCommands {
     }
 
     static func exists(_ call: Invocation) -> CommandResult {
-        var count: Int64 = 0
-        for index in 1..<call.argumentCount {
-            do throws(ReplyError) {
-                if try call.read(call[index]) != nil { count += 1 }
-            } catch {
-                return .reply(error.reply)
-            }
+        call.withValues(of: Array(call.arguments.dropFirst())) { values throws(ReplyError) in
+            .integer(Int64(values.count { $0 != nil }))
         }
-        return .reply(.integer(count))
     }
 
     static func type(_ call: Invocation) -> CommandResult {
-        do throws(ReplyError) {
-            return .reply(.simpleString(try call.read(call[1])?.type.name ?? "none"))
-        } catch {
-            return .reply(error.reply)
+        call.withValues(of: [call[1]]) { values throws(ReplyError) in
+            .simpleString(values[0]?.type.name ?? "none")
         }
     }
 
     static func timeToLive(_ call: Invocation, unit: Int64, absolute: Bool) -> CommandResult {
-        do throws(ReplyError) {
-            guard let current = try call.read(call[1]) else { return .reply(.integer(-2)) }
-            guard let expiresAt = current.stored.expiresAt else { return .reply(.integer(-1)) }
-            if absolute { return .reply(.integer(expiresAt / unit)) }
-            let remaining = max(0, expiresAt - call.server.now)
+        let server = call.server
+        return call.withValues(of: [call[1]]) { values throws(ReplyError) in
+            guard let current = values[0] else { return .integer(-2) }
+            guard let expiresAt = current.stored.expiresAt else { return .integer(-1) }
+            if absolute { return .integer(expiresAt / unit) }
+            let remaining = max(0, expiresAt - server.now)
             // Redis rounds TTL to the nearest second.
-            return .reply(.integer(unit == 1 ? remaining : (remaining + 500) / 1000))
-        } catch {
-            return .reply(error.reply)
+            return .integer(unit == 1 ? remaining : (remaining + 500) / 1000)
         }
     }
 

@@ -122,16 +122,15 @@ enum StringCommands {
     }
 
     static func get(_ call: Invocation) -> CommandResult {
-        do throws(ReplyError) {
-            guard let current = try call.read(call[1]) else {
-                call.server.metrics.countKeyspace(hit: false)
-                return .reply(.bulkString(nil))
+        let metrics = call.server.metrics
+        return call.withValues(of: [call[1]]) { values throws(ReplyError) in
+            guard let current = values[0] else {
+                metrics.countKeyspace(hit: false)
+                return .bulkString(nil)
             }
-            guard current.type == .string else { return .reply(.wrongType) }
-            call.server.metrics.countKeyspace(hit: true)
-            return .reply(.bulkString(current.string))
-        } catch {
-            return .reply(error.reply)
+            guard current.type == .string else { return .wrongType }
+            metrics.countKeyspace(hit: true)
+            return .bulkString(current.string)
         }
     }
 
@@ -145,19 +144,8 @@ enum StringCommands {
     }
 
     static func mget(_ call: Invocation) -> CommandResult {
-        var values: [RESPValue] = []
-        values.reserveCapacity(call.argumentCount - 1)
-        for index in 1..<call.argumentCount {
-            do throws(ReplyError) {
-                if let current = try call.read(call[index]), current.type == .string {
-                    values.append(.bulkString(current.string))
-                } else {
-                    values.append(.bulkString(nil))
-                }
-            } catch {
-                return .reply(error.reply)
-            }
+        call.withValues(of: Array(call.arguments.dropFirst())) { values throws(ReplyError) in
+            .array(values.map { value in value.flatMap { $0.type == .string ? .bulkString($0.string) : nil } ?? .bulkString(nil) })
         }
-        return .reply(.array(values))
     }
 }
