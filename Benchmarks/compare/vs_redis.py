@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Idem vs Redis, side by side in one run, on Redis's own benchmark.
+
+Starts Debian's redis-server and `idem serve` (release build) on loopback,
+each with its own temporary directory, runs redis-benchmark against both
+with the same workload, and prints a table with the ratio Idem/Redis
+(medians of --runs). Installs redis-server/redis-tools with apt-get when
+missing, bounds every step's time, and stops only the processes it started.
+
+    Benchmarks/compare/vs_redis.py [--requests 1000000] [--runs 3] [--keys 5000000]
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VALUE = "x" * 64
+
+
+def ensure_tools():
+    missing = [tool for tool in ("redis-server", "redis-benchmark", "redis-cli") if not shutil.which(tool)]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "redis-server", "redis-tools"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    subprocess.run(["make", "-C", ROOT, "release"], check=True, stdout=subprocess.DEVNULL)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_ping(port, timeout=600):
+    start = time.time()
+    while time.time() - start < timeout:
+        result = subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True)
+        if result.stdout.strip() == "PONG":
+            return time.time() - start
+        time.sleep(0.02)
+    raise RuntimeError(f"server on port {port} did not answer PING")
+
+
+class Server:
+    """One server process this script started (and only it stops)."""
+
+    def __init__(self, kind, fsync, workdir):
+        self.kind, self.fsync, self.port = kind, fsync, free_port()
+        self.dir = os.path.join(workdir, f"{kind}-{fsync}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.process = None
+
+    def command(self):
+        if self.kind == "redis":
+            return ["redis-server", "--port", str(self.port), "--dir", self.dir, "--appendonly", "yes",
+                    "--appendfsync", self.fsync, "--save", "", "--protected-mode", "no", "--io-threads", "1"]
+        return [os.path.join(ROOT, ".build", "release", "idem"), "serve", "--dir", os.path.join(self.dir, "data"),
+                "--port", str(self.port), "--fsync", self.fsync]
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.process = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT)
+        return wait_for_ping(self.port)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def memory(self):
+        """Redis: used_memory (as the issue compares); Idem: process RSS."""
+        if self.kind == "redis":
+            info = subprocess.run(["redis-cli", "-p", str(self.port), "INFO", "memory"], capture_output=True,
+                                  text=True).stdout
+            return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("used_memory:")))
+        with open(f"/proc/{self.process.pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def benchmark(port, requests, pipeline, *command, clients=50, keyspace=1_000_000):
+    """redis-benchmark's own report: (requests/s, p50 ms, p99 ms)."""
+    result = subprocess.run(["redis-benchmark", "-p", str(port), "-c", str(clients), "-r", str(keyspace),
+                             "-n", str(requests), "-P", str(pipeline), "--csv", *command],
+                            capture_output=True, text=True, timeout=900)
+    rows = [line for line in result.stdout.splitlines() if line.startswith('"') and not line.startswith('"test"')]
+    if not rows:
+        raise RuntimeError(f"redis-benchmark gave no result: {result.stderr}")
+    fields = [field.strip('"') for field in rows[-1].split('","')]
+    return float(fields[1]), float(fields[4]), float(fields[6])
+
+
+WORKLOADS = [
+    ("SET NX EX", ["SET", "key:__rand_int__", VALUE, "NX", "EX", "86400"]),
+    ("GET", ["GET", "key:__rand_int__"]),
+]
+
+
+def median_of(runs, measure):
+    samples = [measure() for _ in range(runs)]
+    return tuple(statistics.median(values) for values in zip(*samples))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keys", type=int, default=5_000_000, help="keys loaded for the memory and restart rows")
+    parser.add_argument("--fsync", nargs="+", default=["everysec", "always"])
+    args = parser.parse_args()
+    ensure_tools()
+    workdir = tempfile.mkdtemp(prefix="idem-vs-redis-")
+    rows = []
+    try:
+        for fsync in args.fsync:
+            servers = {kind: Server(kind, fsync, workdir) for kind in ("redis", "idem")}
+            for server in servers.values():
+                server.start()
+            try:
+                for name, command in WORKLOADS:
+                    for pipeline in (1, 16):
+                        result = {kind: median_of(args.runs, lambda s=server: benchmark(s.port, args.requests, pipeline, *command))
+                                  for kind, server in servers.items()}
+                        rows.append((f"{name} -P {pipeline} ({fsync})", result["idem"], result["redis"]))
+                idem_begin = median_of(args.runs, lambda: benchmark(servers["idem"].port, args.requests, 1, "IDEM.BEGIN", "op:__rand_int__", "LEASE", "30000"))
+                redis_lock = median_of(args.runs, lambda: benchmark(servers["redis"].port, args.requests, 1, "SET", "op:__rand_int__", "1", "NX", "PX", "30000"))
+                rows.append((f"IDEM.BEGIN vs SET NX PX -P 1 ({fsync})", idem_begin, redis_lock))
+            finally:
+                for server in servers.values():
+                    server.stop()
+        # Memory and restart with --keys keys of 64 B values (fsync everysec for both).
+        servers = {kind: Server(kind, "everysec", workdir + "/load") for kind in ("redis", "idem")}
+        memory, restart = {}, {}
+        for kind, server in servers.items():
+            server.start()
+            benchmark(server.port, args.keys, 64, "SET", "load:__rand_int__", VALUE, "EX", "86400", keyspace=args.keys * 100)
+            memory[kind] = server.memory()
+            server.stop()
+            restart[kind] = server.start()
+            server.stop()
+        print(f"\nIdem vs Redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}"
+              f" — {args.requests} requests, 50 clients, 1M-key space, 64 B values, medians of {args.runs} runs")
+        print(f"{'workload':44} {'Idem ops/s':>11} {'Redis ops/s':>11} {'ratio':>6} {'Idem p50/p99 ms':>16} {'Redis p50/p99 ms':>17}")
+        for name, idem, redis in rows:
+            print(f"{name:44} {idem[0]:11.0f} {redis[0]:11.0f} {idem[0] / redis[0]:6.2f} "
+                  f"{idem[1]:7.3f}/{idem[2]:<8.3f} {redis[1]:8.3f}/{redis[2]:<8.3f}")
+        print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':44} {memory['idem']:11d} {memory['redis']:11d} "
+              f"{memory['idem'] / memory['redis']:6.2f}")
+        print(f"{'restart to first PING (s)':44} {restart['idem']:11.2f} {restart['redis']:11.2f} "
+              f"{restart['idem'] / restart['redis']:6.2f}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
