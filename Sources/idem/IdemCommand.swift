@@ -11,7 +11,7 @@ struct Idem: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idem",
         abstract: "Idem: a durable store for idempotency keys.",
-        subcommands: [Serve.self, Check.self, Stats.self, HashPassword.self, Smoke.self, Put.self, Get.self, Delete.self,
+        subcommands: [Serve.self, Check.self, Stats.self, Backup.self, HashPassword.self, Smoke.self, Put.self, Get.self, Delete.self,
                       Scan.self, Info.self]
     )
 

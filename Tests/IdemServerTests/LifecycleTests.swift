@@ -101,6 +101,31 @@ struct LifecycleTests {
         try await harness.stop()
     }
 
+    @Test("IDEM.BACKUP writes a copy that a server restores with every key")
+    func backup() async throws {
+        try await withServer(durability: .always) { server in
+            let client = try server.client()
+            for index in 0..<200 { _ = try client.call("SET", "k\(index)", "v\(index)", "EX", "3600") }
+            let token = try client.call("IDEM.BEGIN", "order-1").items[1].string!
+            _ = try client.call("IDEM.COMPLETE", "order-1", token, "receipt")
+            let destination = server.directory + "-backup"
+            let reply = try client.call("IDEM.BACKUP", destination)
+            #expect(reply.items.first == bulk("tables_linked"), "\(reply)")
+            #expect(try client.call("IDEM.BACKUP", destination).string?.hasPrefix("ERR I/O error") == true,
+                    "a second backup into the same directory is refused")
+            _ = try client.call("SET", "after", "1")
+
+            let restored = try await ServerHarness(configure: { $0.directory = destination })
+            let check = try restored.client()
+            #expect(try check.call("DBSIZE") == .integer(201))
+            #expect(try check.call("GET", "k123") == bulk("v123"))
+            #expect(try check.call("TTL", "k123") == .integer(3600))
+            #expect(try check.call("IDEM.BEGIN", "order-1") == .array([bulk("completed"), bulk("receipt")]))
+            #expect(try check.call("GET", "after") == nilBulk)
+            try await restored.stop()
+        }
+    }
+
     @Test("the port in use is a clear start-up error")
     func portInUse() async throws {
         try await withServer { server in

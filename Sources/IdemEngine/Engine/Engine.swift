@@ -31,7 +31,7 @@ public final class Engine: Sendable {
 
     private let views: ReadViews
     let pipeline: CommitPipeline
-    private let maintenance: Maintenance
+    let maintenance: Maintenance
     private let counters: EngineCounters
     private let cache: BlockCache
     private let directoryLock: any DirectoryLock

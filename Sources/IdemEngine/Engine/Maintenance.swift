@@ -80,6 +80,14 @@ final class Maintenance: Sendable {
     var totals: MaintenanceReport { workLock.withLock { work.totals } }
     var lastError: EngineError? { workLock.withLock { work.lastError } }
 
+    /// Runs `body` with background work held off, so the set of tables and
+    /// the WAL segments they make obsolete stay as they are (backups).
+    func withWorkPaused<R>(_ body: (VersionSet) throws(EngineError) -> R) throws(EngineError) -> R {
+        workLock.lock()
+        defer { workLock.unlock() }
+        return try body(work.versions)
+    }
+
     /// Does everything due now: flushes, drops, cold moves, compactions.
     @discardableResult
     func run() throws(EngineError) -> MaintenanceReport {

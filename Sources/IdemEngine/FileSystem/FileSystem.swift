@@ -20,6 +20,9 @@ public protocol FileSystem: Sendable {
     func openForAppending(_ path: String) throws(IOFailure) -> any WritableFile
     func removeFile(_ path: String) throws(IOFailure)
     func rename(_ source: String, to destination: String) throws(IOFailure)
+    /// A second name for an existing file (a hard link); fails across file
+    /// systems (`EXDEV`), where callers copy instead.
+    func hardLink(_ source: String, to destination: String) throws(IOFailure)
     /// Makes the directory's entries durable (fsync on the directory).
     func syncDirectory(_ path: String) throws(IOFailure)
     /// Takes an exclusive advisory lock, so two processes never open one
@@ -91,5 +94,10 @@ extension String {
     /// `directory/name`.
     func appendingPathComponent(_ name: String) -> String {
         hasSuffix("/") ? self + name : self + "/" + name
+    }
+
+    /// The part after the last "/".
+    var lastPathComponent: String {
+        split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? self
     }
 }

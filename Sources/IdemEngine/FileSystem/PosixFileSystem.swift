@@ -115,6 +115,12 @@ public struct PosixFileSystem: FileSystem {
         }
     }
 
+    public func hardLink(_ source: String, to destination: String) throws(IOFailure) {
+        guard Glibc.link(source, destination) == 0 else {
+            throw IOFailure(operation: "link", path: "\(source) -> \(destination)", code: errno)
+        }
+    }
+
     public func syncDirectory(_ path: String) throws(IOFailure) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw IOFailure(operation: "open", path: path, code: errno) }

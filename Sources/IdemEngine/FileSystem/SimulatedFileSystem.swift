@@ -277,6 +277,21 @@ public final class SimulatedFileSystem: FileSystem {
         }
     }
 
+    public func hardLink(_ source: String, to destination: String) throws(IOFailure) {
+        let from = Self.split(Self.normalize(source))
+        let to = Self.split(Self.normalize(destination))
+        try state.withLock { state throws(IOFailure) in
+            guard let inode = state.directories[from.parent]?.entries[from.name],
+                  state.directories[to.parent] != nil else {
+                throw IOFailure(operation: "link", path: "\(source) -> \(destination)", code: ErrorNumber.notFound)
+            }
+            guard state.directories[to.parent]!.entries[to.name] == nil else {
+                throw IOFailure(operation: "link", path: "\(source) -> \(destination)", code: ErrorNumber.exists)
+            }
+            state.directories[to.parent]!.entries[to.name] = inode
+        }
+    }
+
     public func syncDirectory(_ path: String) throws(IOFailure) {
         let normalized = Self.normalize(path)
         try state.withLock { state throws(IOFailure) in

@@ -139,6 +139,41 @@ final class VersionSet {
         }
     }
 
+    /// Writes into `destination` a manifest holding the current state as one
+    /// edit, and a CURRENT naming it (for a backup). The manifest takes the
+    /// next file number, and the edit reserves it, so the engine that later
+    /// opens the copy never reuses the name.
+    func writeSnapshot(to destination: String, partitionWidth: Int64) throws(EngineError) {
+        let manifestNumber = nextFileNumber
+        let writer: LogWriter
+        do {
+            writer = try LogWriter(fileSystem: fileSystem, directory: destination, kind: .manifest,
+                                   segmentNumber: manifestNumber, segmentSizeLimit: .max)
+        } catch {
+            throw .io(error)
+        }
+        defer { writer.close() }
+        var snapshot = VersionEdit(logNumber: logNumber, nextFileNumber: manifestNumber + 1, lastSequence: lastSequence,
+                                   partitionWidth: partitionWidth)
+        snapshot.addedFiles = current.tables.map(\.metadata).sorted { $0.number < $1.number }
+        var buffer = LogBuffer()
+        buffer.appendRecord(type: .versionEdit) { snapshot.encode(into: &$0) }
+        do throws(LogWriter.Failure) {
+            try writer.append(&buffer)
+            try writer.sync()
+        } catch {
+            switch error {
+            case .writeFailed(let io), .unrecoverable(let io): throw .io(io)
+            }
+        }
+        do {
+            try writeFileAtomically(fileSystem, path: destination.appendingPathComponent(Self.currentFileName),
+                                    contents: Array((LogFormat.Kind.manifest.fileName(manifestNumber) + "\n").utf8))
+        } catch {
+            throw .io(error)
+        }
+    }
+
     /// Records `edit` durably and installs the version it produces.
     /// `added` are the opened tables for `edit.addedFiles`.
     @discardableResult

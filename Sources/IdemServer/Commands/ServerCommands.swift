@@ -21,7 +21,37 @@ enum ServerCommands {
                 run: config),
         Command(name: "command", arity: -1, flags: [], keys: (0, 0, 0),
                 summary: "COMMAND [COUNT | LIST | INFO name ... | DOCS name ...]", run: command),
+        Command(name: "idem.backup", arity: 2, flags: [.admin], keys: (0, 0, 0),
+                summary: "IDEM.BACKUP directory: an online, consistent copy of the whole store.", run: backup),
     ]
+
+    /// IDEM.BACKUP: Engine.backup on the blocking pool (the path is the
+    /// server's, so relative paths are relative to its working directory).
+    static func backup(_ call: Invocation) -> CommandResult {
+        let destination = String(decoding: call[1], as: UTF8.self)
+        let server = call.server
+        server.logger.notice("backup requested", metadata: [
+            "audit": "backup", "user": "\(call.session.user?.name ?? "")", "destination": "\(destination)",
+            "client_id": "\(call.session.info.id)",
+        ])
+        return call.offload {
+            do throws(EngineError) {
+                let report = try server.engine.backup(to: destination)
+                server.logger.notice("backup done", metadata: [
+                    "destination": "\(destination)", "tables_linked": "\(report.tablesLinked)",
+                    "tables_copied": "\(report.tablesCopied)", "wal_bytes": "\(report.walBytes)",
+                ])
+                return .map([
+                    (.bulk("tables_linked"), .integer(Int64(report.tablesLinked))),
+                    (.bulk("tables_copied"), .integer(Int64(report.tablesCopied))),
+                    (.bulk("wal_segments"), .integer(Int64(report.walSegments))),
+                    (.bulk("wal_bytes"), .integer(Int64(report.walBytes))),
+                ])
+            } catch {
+                return .engineFailure(error)
+            }
+        }
+    }
 
     static func time(_ call: Invocation) -> CommandResult {
         var now = timespec()
