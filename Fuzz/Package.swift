@@ -23,6 +23,10 @@ let package = Package(
             dependencies: [.product(name: "RESP", package: "Idem")]
         ),
         .executableTarget(
+            name: "FuzzIdempotencyRecord",
+            dependencies: [.product(name: "Idempotency", package: "Idem")]
+        ),
+        .executableTarget(
             name: "FuzzManifest",
             dependencies: [.product(name: "IdemEngine", package: "Idem")]
         ),

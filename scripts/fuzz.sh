@@ -7,10 +7,10 @@ seconds=${1:-30}
 cd "$(dirname "$0")/../Fuzz"
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 \
     | grep -v -E "Cannot export local symbol|^warning: ld.gold" || true
-for target in FuzzWALReplay FuzzTableReader FuzzManifest FuzzRESPParser; do test -x ".build/release/$target"; done
+for target in FuzzWALReplay FuzzTableReader FuzzManifest FuzzRESPParser FuzzIdempotencyRecord; do test -x ".build/release/$target"; done
 status=0
 # target:corpus-folder
-for entry in FuzzWALReplay:wal-replay FuzzTableReader:table-reader FuzzManifest:manifest FuzzRESPParser:resp-parser; do
+for entry in FuzzWALReplay:wal-replay FuzzTableReader:table-reader FuzzManifest:manifest FuzzRESPParser:resp-parser FuzzIdempotencyRecord:idempotency-record; do
     target=${entry%%:*}
     corpus="corpus/${entry#*:}"
     work=$(mktemp -d)

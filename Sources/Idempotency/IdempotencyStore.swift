@@ -113,6 +113,11 @@ public final class IdempotencyStore: Sendable {
         try decode(value)
     }
 
+    /// The stored form of a record (a keyspace value of type `0x01`).
+    public static func encode(_ record: IdempotencyRecord) -> [UInt8] {
+        RecordCodec.encode(record)
+    }
+
     // MARK: - The same operations for callers that must not suspend
 
     /// One of the operations above, named as a value (see `perform`).
