@@ -67,6 +67,18 @@ struct Command: Sendable {
     let keys: (first: Int, last: Int, step: Int)
     let summary: String
     let run: @Sendable (Invocation) -> CommandResult
+    /// Position in `CommandTable.names` (set when the table is built).
+    var index = -1
+
+    init(name: String, arity: Int, flags: Flags, keys: (first: Int, last: Int, step: Int), summary: String,
+         run: @escaping @Sendable (Invocation) -> CommandResult) {
+        self.name = name
+        self.arity = arity
+        self.flags = flags
+        self.keys = keys
+        self.summary = summary
+        self.run = run
+    }
 
     func acceptsArgumentCount(_ count: Int) -> Bool {
         arity >= 0 ? count == arity : count >= -arity

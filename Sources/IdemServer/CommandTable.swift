@@ -3,6 +3,23 @@ enum CommandTable {
     static let all: [String: Command] = {
         let groups = [ConnectionCommands.table, ServerCommands.table, StringCommands.table, KeyCommands.table,
                       ScanCommands.table, IdempotencyCommands.table]
-        return Dictionary(groups.joined().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var table = Dictionary(groups.joined().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for (index, name) in table.keys.sorted().enumerated() { table[name]!.index = index }
+        return table
     }()
+
+    /// Command names in `Command.index` order (what `ClientInfo` records
+    /// per command, without allocating).
+    static let names: [String] = all.keys.sorted()
+
+    /// The lower-case command name of `bytes`, built without a heap
+    /// allocation for names up to 15 bytes (all of ours).
+    static func lowercasedName(_ bytes: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            for (offset, byte) in bytes.enumerated() {
+                buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
+            }
+            return bytes.count
+        }
+    }
 }

@@ -51,7 +51,7 @@ final class ServerContext: Sendable {
     }
 
     static func lowercased(_ name: [UInt8]) -> String {
-        String(decoding: name.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+        CommandTable.lowercasedName(name)
     }
 
     /// Runs one command for `session`: looks it up, checks arity,
@@ -71,10 +71,7 @@ final class ServerContext: Sendable {
         if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
             return (name, .reply(.noPermission(user: user.name, command: name)))
         }
-        session.info.fields.withLock { fields in
-            fields.lastCommand = name
-            fields.lastActivity = now
-        }
+        session.info.noteCommand(command.index, at: now)
         return (name, command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop)))
     }
 }

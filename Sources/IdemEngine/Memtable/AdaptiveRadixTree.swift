@@ -32,22 +32,37 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
 
     // MARK: Lookup
 
+    /// Walks down without reference counting: the caller holds the tree
+    /// (under the memtable's read lock), so every node on the path stays
+    /// alive; only the leaf found is retained, to be returned.
     func find(_ key: UnsafeRawBufferPointer) -> Leaf? {
-        var current = root
+        guard let root else { return nil }
+        var node: Unmanaged<Node>
+        switch root {
+        case .leaf(let leaf):
+            return leaf.withKey { ByteOrder.equal($0, key) } ? leaf : nil
+        case .node(let first):
+            node = Unmanaged.passUnretained(first)
+        }
         var depth = 0
-        while let child = current {
-            switch child {
+        while true {
+            let step = node._withUnsafeGuaranteedRef { current -> Node.Step in
+                guard current.prefixMatches(key, at: depth) else { return .miss }
+                depth += current.prefixLength
+                if depth == key.count { return current.terminal.map(Node.Step.leaf) ?? .miss }
+                let step = current.step(for: key[depth])
+                depth += 1
+                return step
+            }
+            switch step {
+            case .miss:
+                return nil
             case .leaf(let leaf):
                 return leaf.withKey { ByteOrder.equal($0, key) } ? leaf : nil
-            case .node(let node):
-                guard node.prefixMatches(key, at: depth) else { return nil }
-                depth += node.prefix.count
-                if depth == key.count { return node.terminal }
-                current = node.child(for: key[depth])
-                depth += 1
+            case .node(let next):
+                node = next
             }
         }
-        return nil
     }
 
     func find(_ key: [UInt8]) -> Leaf? {
@@ -257,15 +272,29 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
 
     enum Kind { case node4, node16, node48, node256 }
 
-    var prefix: [UInt8]
-    var terminal: Leaf?
-    private(set) var kind: Kind
-    private(set) var count = 0
-    private var keys: [UInt8]
-    private var slots: [Child?]
+    /// Where a lookup goes next from this node.
+    enum Step {
+        case miss
+        case leaf(Leaf)
+        case node(Unmanaged<RadixTreeNode>)
+    }
+
+    // Unchecked exclusivity: the tree's owner serialises writers and
+    // excludes them from readers (the memtable's lock), which is what the
+    // runtime checks would enforce, at a cost on every lookup step.
+    @exclusivity(unchecked) var prefix: [UInt8] {
+        didSet { prefixLength = prefix.count }
+    }
+    @exclusivity(unchecked) private(set) var prefixLength: Int
+    @exclusivity(unchecked) var terminal: Leaf?
+    @exclusivity(unchecked) private(set) var kind: Kind
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var keys: [UInt8]
+    @exclusivity(unchecked) private var slots: [Child?]
 
     init(prefix: [UInt8], kind: Kind = .node4) {
         self.prefix = prefix
+        self.prefixLength = prefix.count
         self.kind = kind
         switch kind {
         case .node4:
@@ -293,9 +322,36 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
     }
 
     func prefixMatches(_ key: UnsafeRawBufferPointer, at depth: Int) -> Bool {
-        guard key.count - depth >= prefix.count else { return false }
-        for (index, byte) in prefix.enumerated() where key[depth + index] != byte { return false }
-        return true
+        guard key.count - depth >= prefixLength else { return false }
+        return prefix.withUnsafeBufferPointer { prefix in
+            for index in 0..<prefix.count where key[depth + index] != prefix[index] { return false }
+            return true
+        }
+    }
+
+    /// The child for `byte`, as a lookup step, without retaining a node.
+    func step(for byte: UInt8) -> Step {
+        slots.withUnsafeBufferPointer { slots in
+            let slot: Int
+            switch kind {
+            case .node4, .node16:
+                guard let index = keys.withUnsafeBufferPointer({ keys in (0..<count).first { keys[$0] == byte } }) else {
+                    return .miss
+                }
+                slot = index
+            case .node48:
+                let index = keys[Int(byte)]
+                guard index != 0 else { return .miss }
+                slot = Int(index) - 1
+            case .node256:
+                slot = Int(byte)
+            }
+            switch slots[slot] {
+            case .none: return .miss
+            case .leaf(let leaf)?: return .leaf(leaf)
+            case .node(let node)?: return .node(Unmanaged.passUnretained(node))
+            }
+        }
     }
 
     /// How many bytes of `prefix` match `key` from `depth` (stopping at the

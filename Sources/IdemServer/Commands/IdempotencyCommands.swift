@@ -151,14 +151,14 @@ enum IdempotencyCommands {
     /// Runs one store operation without blocking the loop; the reply is
     /// sent once its change is durable.
     private static func perform(_ call: Invocation, _ operation: IdempotencyStore.Operation) -> CommandResult {
-        let promise = call.eventLoop.makePromise(of: RESPValue.self)
+        let rendezvous = Rendezvous<RESPValue>()
         call.server.store.perform(operation, key: call[1], namespace: call.session.namespace) { result in
             switch result {
-            case .success(let outcome): promise.succeed(reply(for: outcome))
-            case .failure(let error): promise.succeed(.idempotencyFailure(error))
+            case .success(let outcome): rendezvous.complete(.success(reply(for: outcome)))
+            case .failure(let error): rendezvous.complete(.success(.idempotencyFailure(error)))
             }
         }
-        return .later(promise.futureResult)
+        return call.reply(rendezvous.settle(on: call.eventLoop)) { $0 }
     }
 
     static func reply(for outcome: IdempotencyStore.Outcome) -> RESPValue {

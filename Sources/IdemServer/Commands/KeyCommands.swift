@@ -41,13 +41,23 @@ enum KeyCommands {
     ]
 
     static func delete(_ call: Invocation) -> CommandResult {
-        let futures = (1..<call.argumentCount).map { index in
+        let results = (1..<call.argumentCount).map { index in
             call.update(call[index]) { current throws(ReplyError) -> (Mutation?, Int64) in
                 current == nil ? (nil, 0) : (.delete, 1)
             }
         }
-        let total = EventLoopFuture.whenAllSucceed(futures, on: call.eventLoop).map { $0.reduce(0, +) }
-        return call.reply(total) { .integer($0) }
+        var total: Int64 = 0
+        for result in results {
+            switch result {
+            case .ready(.success(let deleted)): total += deleted
+            case .ready(.failure(let error)): return .reply(Invocation.replyForError(error))
+            case .later:
+                let futures = results.map { $0.future(on: call.eventLoop) }
+                let sum = EventLoopFuture.whenAllSucceed(futures, on: call.eventLoop).map { $0.reduce(0, +) }
+                return .later(sum.map { .integer($0) }.recover(Invocation.replyForError))
+            }
+        }
+        return .reply(.integer(total))
     }
 
     static func exists(_ call: Invocation) -> CommandResult {
