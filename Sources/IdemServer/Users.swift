@@ -1,4 +1,5 @@
 import Crypto
+import Idempotency
 
 /// What a user may run.
 public enum Role: String, Sendable, CaseIterable {
@@ -145,10 +146,7 @@ public struct UserDirectory: Sendable {
     }
 
     static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
+        ConstantTime.equals(a, b)
     }
 }
 

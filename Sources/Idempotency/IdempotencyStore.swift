@@ -371,6 +371,16 @@ public final class IdempotencyStore: Sendable {
     }
 
     static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        ConstantTime.equals(a, b)
+    }
+}
+
+/// Comparisons whose time does not depend on where the inputs differ, so a
+/// caller cannot learn a secret (token, fingerprint, password digest) byte
+/// by byte from response times.
+public enum ConstantTime {
+    /// Equal lengths and bytes; the length itself is not secret.
+    public static func equals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
         for index in a.indices { difference |= a[index] ^ b[index] }

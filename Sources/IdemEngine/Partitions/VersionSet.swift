@@ -118,11 +118,16 @@ final class VersionSet {
     /// Appends `edit` to the manifest and syncs it. Throws if that fails; the
     /// caller must then treat the state on disk as unknown.
     private func log(_ edit: VersionEdit) throws(EngineError) {
+        try Self.append(edit, to: manifest)
+    }
+
+    /// Appends `edit` to a manifest as one record and syncs it.
+    private static func append(_ edit: VersionEdit, to writer: LogWriter) throws(EngineError) {
         var buffer = LogBuffer()
         buffer.appendRecord(type: .versionEdit) { edit.encode(into: &$0) }
         do throws(LogWriter.Failure) {
-            try manifest.append(&buffer)
-            try manifest.sync()
+            try writer.append(&buffer)
+            try writer.sync()
         } catch {
             switch error {
             case .writeFailed(let io), .unrecoverable(let io): throw .io(io)
@@ -156,16 +161,7 @@ final class VersionSet {
         var snapshot = VersionEdit(logNumber: logNumber, nextFileNumber: manifestNumber + 1, lastSequence: lastSequence,
                                    partitionWidth: partitionWidth)
         snapshot.addedFiles = current.tables.map(\.metadata).sorted { $0.number < $1.number }
-        var buffer = LogBuffer()
-        buffer.appendRecord(type: .versionEdit) { snapshot.encode(into: &$0) }
-        do throws(LogWriter.Failure) {
-            try writer.append(&buffer)
-            try writer.sync()
-        } catch {
-            switch error {
-            case .writeFailed(let io), .unrecoverable(let io): throw .io(io)
-            }
-        }
+        try Self.append(snapshot, to: writer)
         do {
             try writeFileAtomically(fileSystem, path: destination.appendingPathComponent(Self.currentFileName),
                                     contents: Array((LogFormat.Kind.manifest.fileName(manifestNumber) + "\n").utf8))
