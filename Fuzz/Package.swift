@@ -27,6 +27,13 @@ let package = Package(
             dependencies: [.product(name: "Idempotency", package: "Idem")]
         ),
         .executableTarget(
+            name: "FuzzCommands",
+            dependencies: [
+                .product(name: "IdemServer", package: "Idem"),
+                .product(name: "RESP", package: "Idem"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzManifest",
             dependencies: [.product(name: "IdemEngine", package: "Idem")]
         ),
