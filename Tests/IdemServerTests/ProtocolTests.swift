@@ -129,6 +129,11 @@ struct ProtocolTests {
             let info = try client.call("COMMAND", "INFO", "get", "nosuch")
             #expect(info.items.count == 2 && info.items[0].items.first == bulk("get") && info.items[1] == nilBulk)
             #expect(try client.call("TIME").items.count == 2)
+            #expect(try client.call("CLIENT", "INFO").string?.contains("id=\(id) ") == true)
+            let docs = try client.call("COMMAND", "DOCS", "set").items
+            #expect(docs.first == bulk("set") && docs.count == 2)
+            #expect(try client.call("CONFIG", "SET", "maxclients", "5").string?.hasPrefix("ERR Unknown option or number of arguments for CONFIG SET - 'maxclients'") == true)
+            #expect(try client.call("COMMAND", "LIST").items.contains(bulk("idem.begin")))
             #expect(try client.call("QUIT") == ok)
             #expect(client.isClosedByServer())
         }
