@@ -23,6 +23,35 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "rss" {
     exit(0)
 }
 
+// `idem-workloads kv DIR N`: the workload of Benchmarks/compare/kv_driver.cc
+// (same keys: splitmix64 seed 1 for present keys, seed 2 for absent ones;
+// 64-byte values; fsync never; one thread). Prints the driver's line:
+// engine n fill_s get_hit_s get_miss_s reopen_s found
+if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "kv" {
+    let directory = CommandLine.arguments[2]
+    let count = Int(CommandLine.arguments[3]) ?? 1_000_000
+    func keys(seed: UInt64) -> [[UInt8]] {
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in
+            let (a, b) = (generator.next(), generator.next())
+            return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
+        }
+    }
+    let present = keys(seed: 1), absent = keys(seed: 2)
+    let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
+    let options = EngineOptions(durability: .never)
+    var engine = try Engine.open(directory: directory, options: options)
+    let fill = try await asyncSeconds { for key in present { try await engine.put(key, value) } }
+    var found = 0
+    let hit = try seconds { for key in present where try engine.get(key) != nil { found += 1 } }
+    let miss = try seconds { for key in absent where try engine.get(key) != nil { found += 1_000_000_000 } }
+    try engine.close()
+    let reopen = try seconds { engine = try Engine.open(directory: directory, options: options) }
+    try engine.close()
+    print(String(format: "idem %d %.3f %.3f %.3f %.3f %d", count, fill, hit, miss, reopen, found))
+    exit(0)
+}
+
 // `idem-workloads memtable N`: N puts and N gets against the memtable only.
 if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "memtable" {
     let count = Int(CommandLine.arguments[2]) ?? 1_000_000

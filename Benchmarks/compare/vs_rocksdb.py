@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Idem vs RocksDB and LevelDB, embedded, side by side in one run.
+
+The same workload for all three, one thread: N random 16-byte keys with
+64-byte values (no sync; bloom filters 10 bits/key for the peers), then N
+random gets of present keys, N gets of absent keys, close, reopen. Idem runs
+through `idem-workloads kv`, the peers through kv_driver.cc (compiled here
+against Debian's librocksdb-dev 7.8 and libleveldb-dev 1.23, installed with
+apt-get when missing). Prints throughput per engine and Idem / the better
+peer, medians of --runs, plus bytes on disk.
+
+    Benchmarks/compare/vs_rocksdb.py [--keys 1000000 5000000] [--runs 3]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHMARKS = os.path.dirname(HERE)
+
+
+def ensure_tools(workdir):
+    if subprocess.run(["dpkg", "-s", "librocksdb-dev", "libleveldb-dev"], capture_output=True).returncode != 0:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "librocksdb-dev", "libleveldb-dev", "g++"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    driver = os.path.join(workdir, "kv_driver")
+    subprocess.run(["g++", "-O2", "-std=c++17", "-o", driver, os.path.join(HERE, "kv_driver.cc"), "-lrocksdb", "-lleveldb"],
+                   check=True)
+    subprocess.run(["swift", "build", "-c", "release", "--product", "idem-workloads"], cwd=BENCHMARKS, check=True,
+                   stdout=subprocess.DEVNULL)
+    return driver, os.path.join(BENCHMARKS, ".build", "release", "idem-workloads")
+
+
+def disk_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def run(engine, driver, workloads, directory, keys):
+    command = [workloads, "kv", directory, str(keys)] if engine == "idem" else [driver, engine, directory, str(keys)]
+    fields = subprocess.run(command, capture_output=True, text=True, check=True, timeout=3600).stdout.split()
+    _, n, fill, hit, miss, reopen, found = fields
+    assert int(found) == keys, f"{engine}: found {found} of {keys}"
+    result = {"fill": keys / float(fill), "get hit": keys / float(hit), "get miss": keys / float(miss),
+              "reopen s": float(reopen), "disk MB": disk_bytes(directory) / 1e6}
+    shutil.rmtree(directory, ignore_errors=True)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keys", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="idem-vs-rocksdb-")
+    try:
+        driver, workloads = ensure_tools(workdir)
+        print(f"{'keys':>8} {'metric':10} {'Idem':>12} {'RocksDB':>12} {'LevelDB':>12} {'Idem/best':>9}")
+        for keys in args.keys:
+            results = {engine: [] for engine in ("idem", "rocksdb", "leveldb")}
+            for _ in range(args.runs):
+                for engine in results:
+                    results[engine].append(run(engine, driver, workloads, os.path.join(workdir, engine), keys))
+            for metric in ("fill", "get hit", "get miss", "reopen s", "disk MB"):
+                median = {engine: statistics.median(run[metric] for run in runs) for engine, runs in results.items()}
+                lower_is_better = metric in ("reopen s", "disk MB")
+                best = min(median["rocksdb"], median["leveldb"]) if lower_is_better else max(median["rocksdb"], median["leveldb"])
+                ratio = best / median["idem"] if lower_is_better else median["idem"] / best
+                unit = "" if lower_is_better else "/s"
+                print(f"{keys:>8} {metric:10} {median['idem']:>10.3g}{unit:2} {median['rocksdb']:>10.3g}{unit:2} "
+                      f"{median['leveldb']:>10.3g}{unit:2} {ratio:>8.2f}x")
+        print("(Idem/best: throughput ratio for fill and gets; for reopen time and disk, how many times less Idem needs)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
