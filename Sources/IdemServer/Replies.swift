@@ -11,7 +11,6 @@ extension RESPValue {
     static let authenticationRequired = RESPValue.error("NOAUTH Authentication required.")
     static let wrongPassword = RESPValue.error("WRONGPASS invalid username-password pair or user is disabled.")
     static let invalidCursor = RESPValue.error("ERR invalid cursor")
-    static let queued = RESPValue.simpleString("QUEUED")
 
     static func wrongArity(_ command: String) -> RESPValue {
         .error("ERR wrong number of arguments for '\(command)' command")
