@@ -33,7 +33,7 @@ public final class CommandFuzzing {
         logger.logLevel = .critical
         context = ServerContext(configuration: configuration, engine: engine,
                                 users: try UserDirectory(requirePassword: nil, usersFile: nil),
-                                metrics: ServerMetrics(commandNames: Array(CommandTable.all.keys)),
+                                metrics: ServerMetrics(),
                                 blockingPool: pool, logger: logger)
         let loop = group.next()
         let user = context.users.initialUser

@@ -198,13 +198,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func run(_ arguments: [[UInt8]], session: Session, context: ChannelHandlerContext) {
         let started = NIODeadline.now()
-        let (name, result) = server.execute(arguments, session: session, eventLoop: context.eventLoop)
+        let (command, result) = server.execute(arguments, session: session, eventLoop: context.eventLoop)
         switch result {
         case .reply(let value):
-            record(name, value, started: started)
+            record(command, value, started: started)
             reply(value)
         case .replyThenClose(let value):
-            record(name, value, started: started)
+            record(command, value, started: started)
             reply(value)
             closeAfterReplies = true
         case .later(let future):
@@ -215,15 +215,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 case .success(let value): value
                 case .failure(let error): Invocation.replyForError(error)
                 }
-                self.record(name, value, started: started)
+                self.record(command, value, started: started)
                 self.fill(id, with: value, context: context)
             }
         }
     }
 
-    private func record(_ name: String, _ value: RESPValue, started: NIODeadline) {
+    private func record(_ command: Int, _ value: RESPValue, started: NIODeadline) {
         let failed = if case .error = value { true } else { false }
-        server.metrics.recordCommand(name, failed: failed, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        server.metrics.recordCommand(command, failed: failed, nanoseconds: (NIODeadline.now() - started).nanoseconds)
     }
 
     // MARK: Output

@@ -83,7 +83,7 @@ public final class IdemServer: Service, Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
         let pool = NIOThreadPool(numberOfThreads: max(1, configuration.blockingThreads))
         pool.start()
-        let metrics = ServerMetrics(commandNames: Array(CommandTable.all.keys))
+        let metrics = ServerMetrics()
         let context = ServerContext(configuration: configuration, engine: engine, users: users, metrics: metrics,
                                     blockingPool: pool, logger: logger)
         do {

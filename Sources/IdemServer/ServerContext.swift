@@ -56,23 +56,24 @@ final class ServerContext: Sendable {
 
     /// Runs one command for `session`: looks it up, checks arity,
     /// authentication and the user's role, then calls its handler.
-    func execute(_ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> (name: String, result: CommandResult) {
+    /// Returns the command's `Command.index` (-1 when unknown) with the result.
+    func execute(_ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> (command: Int, result: CommandResult) {
         let name = Self.lowercased(arguments[0])
         guard let command = commands[name] else {
-            return ("unknown", .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments)))
+            return (-1, .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments)))
         }
         guard command.acceptsArgumentCount(arguments.count) else {
-            return (name, .reply(session.user == nil && !command.flags.contains(.noAuth)
+            return (command.index, .reply(session.user == nil && !command.flags.contains(.noAuth)
                 ? .authenticationRequired : .wrongArity(name)))
         }
         guard let user = session.user ?? (command.flags.contains(.noAuth) ? User.anonymous : nil) else {
-            return (name, .reply(.authenticationRequired))
+            return (command.index, .reply(.authenticationRequired))
         }
         if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
-            return (name, .reply(.noPermission(user: user.name, command: name)))
+            return (command.index, .reply(.noPermission(user: user.name, command: name)))
         }
         session.info.noteCommand(command.index, at: now)
-        return (name, command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop)))
+        return (command.index, command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop)))
     }
 }
 

@@ -21,13 +21,15 @@ final class ServerMetrics: Sendable {
     let protocolErrors: Metrics.Counter
     let slowReadersDisconnected: Metrics.Counter
 
-    /// Per command name: [ok, error] counters and a latency timer.
-    private let perCommand: [String: (ok: Metrics.Counter, error: Metrics.Counter, latency: Metrics.Timer)]
+    /// Per command, by `Command.index` (the last entry for unknown
+    /// commands): ok and error counters and a latency timer.
+    private let perCommand: [(ok: Metrics.Counter, error: Metrics.Counter, latency: Metrics.Timer)]
 
     /// Plain numbers for INFO (Prometheus counters are write-only from here).
     private let totals = Totals()
 
-    init(commandNames: [String]) {
+    /// `commandNames` in `Command.index` order (`CommandTable.names`).
+    init(commandNames: [String] = CommandTable.names) {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -48,18 +50,17 @@ final class ServerMetrics: Sendable {
         bytesOut = counter("idem_net_output_bytes_total")
         protocolErrors = counter("idem_protocol_errors_total")
         slowReadersDisconnected = counter("idem_slow_readers_disconnected_total")
-        var perCommand: [String: (ok: Metrics.Counter, error: Metrics.Counter, latency: Metrics.Timer)] = [:]
-        for name in commandNames + ["unknown"] {
-            perCommand[name] = (counter("idem_commands_total", [("command", name), ("outcome", "ok")]),
+        self.perCommand = (commandNames + ["unknown"]).map { name in
+            (counter("idem_commands_total", [("command", name), ("outcome", "ok")]),
                                 counter("idem_commands_total", [("command", name), ("outcome", "error")]),
                                 Metrics.Timer(label: "idem_command_duration_seconds", dimensions: [("command", name)],
                                               factory: factory))
         }
-        self.perCommand = perCommand
     }
 
-    func recordCommand(_ name: String, failed: Bool, nanoseconds: Int64) {
-        guard let instruments = perCommand[name] ?? perCommand["unknown"] else { return }
+    /// `index`: the command's `Command.index`, or -1 for an unknown command.
+    func recordCommand(_ index: Int, failed: Bool, nanoseconds: Int64) {
+        let instruments = perCommand.indices.contains(index) ? perCommand[index] : perCommand[perCommand.count - 1]
         (failed ? instruments.error : instruments.ok).increment()
         instruments.latency.recordNanoseconds(nanoseconds)
         totals.commands.add(1, ordering: .relaxed)
