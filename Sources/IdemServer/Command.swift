@@ -100,32 +100,3 @@ struct Command: Sendable {
                 .set([]), .set([]), .set([]), .array([])])
     }
 }
-
-/// Decimal integers as Redis parses them (`string2ll`): optional minus, no
-/// leading zeros or spaces, within 64 bits.
-enum RESPInteger {
-    static func parse(_ bytes: [UInt8]) -> Int64? {
-        guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
-        var index = 0
-        let negative = bytes[0] == UInt8(ascii: "-")
-        if negative { index = 1 }
-        guard index < bytes.count else { return nil }
-        if bytes[index] == UInt8(ascii: "0") { return bytes.count - index == 1 && !negative ? 0 : nil }
-        var magnitude: UInt64 = 0
-        while index < bytes.count {
-            let digit = bytes[index] &- UInt8(ascii: "0")
-            guard digit <= 9 else { return nil }
-            let (times, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(UInt64(digit))
-            guard !overflow1 && !overflow2 else { return nil }
-            magnitude = sum
-            index += 1
-        }
-        if negative {
-            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
-            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
-        }
-        guard magnitude <= UInt64(Int64.max) else { return nil }
-        return Int64(magnitude)
-    }
-}

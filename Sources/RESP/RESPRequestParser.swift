@@ -89,26 +89,8 @@ public struct RESPRequestParser: Sendable {
         return start..<index
     }
 
-    /// A decimal integer filling `range` exactly (Redis's `string2ll`: an
-    /// optional minus, digits, no leading zeros, no spaces).
     static func integer(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int64? {
-        guard !range.isEmpty, range.count <= 20 else { return nil }
-        var index = range.lowerBound
-        let negative = buffer[index] == UInt8(ascii: "-")
-        if negative { index += 1 }
-        guard index < range.upperBound else { return nil }
-        if buffer[index] == UInt8(ascii: "0") && range.upperBound - index > 1 { return nil }
-        var value: Int64 = 0
-        while index < range.upperBound {
-            let digit = buffer[index]
-            guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return nil }
-            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(Int64(digit - UInt8(ascii: "0")))
-            guard !overflow1 && !overflow2 else { return nil }
-            value = sum
-            index += 1
-        }
-        return negative ? -value : value
+        RESPInteger.parse(UnsafeRawBufferPointer(rebasing: buffer[range]))
     }
 
     private static func printable(_ byte: UInt8) -> String {
@@ -199,5 +181,39 @@ public struct RESPRequestParser: Sendable {
             }
             arguments.append(current)
         }
+    }
+}
+
+/// Decimal integers as Redis parses them (`string2ll`): an optional minus,
+/// digits without leading zeros (and no `-0`), no spaces, within 64 bits.
+/// Used for request headers and for integer arguments alike.
+public enum RESPInteger {
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
+        var index = 0
+        let negative = bytes[0] == UInt8(ascii: "-")
+        if negative { index = 1 }
+        guard index < bytes.count else { return nil }
+        if bytes[index] == UInt8(ascii: "0") { return bytes.count - index == 1 && !negative ? 0 : nil }
+        var magnitude: UInt64 = 0
+        while index < bytes.count {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit <= 9 else { return nil }
+            let (times, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(UInt64(digit))
+            guard !overflow1 && !overflow2 else { return nil }
+            magnitude = sum
+            index += 1
+        }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { return nil }
+        return Int64(magnitude)
+    }
+
+    public static func parse(_ bytes: [UInt8]) -> Int64? {
+        bytes.withUnsafeBytes { parse($0) }
     }
 }

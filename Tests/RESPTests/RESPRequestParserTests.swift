@@ -87,3 +87,15 @@ import Testing
         #expect(text(.array([.bulk("a"), .array([])]), .resp2) == "*2\r\n$1\r\na\r\n*0\r\n")
     }
 }
+
+@Suite struct RESPIntegerTests {
+    @Test func parsesAsRedisStringToLongLong() {
+        #expect(RESPInteger.parse(Array("0".utf8)) == 0)
+        #expect(RESPInteger.parse(Array("-42".utf8)) == -42)
+        #expect(RESPInteger.parse(Array("9223372036854775807".utf8)) == Int64.max)
+        #expect(RESPInteger.parse(Array("-9223372036854775808".utf8)) == Int64.min)
+        for bad in ["", "-", "-0", "007", " 1", "1 ", "+1", "9223372036854775808", "1e3", "0x10"] {
+            #expect(RESPInteger.parse(Array(bad.utf8)) == nil, "\(bad)")
+        }
+    }
+}
