@@ -2,22 +2,41 @@
 // `idem-workloads kv`, against RocksDB or LevelDB, one thread.
 //
 //   kv_driver rocksdb|leveldb DIR N
+//   kv_driver rocksdb|leveldb crash|recover DIR N
+//   kv_driver rocksdb ttl DIR N
 //
 // Keys: 16 random bytes from splitmix64 (seed 1), values: 64 bytes;
 // misses use seed 2. Bloom filters 10 bits/key, no sync (WAL on). Prints one
 // line: engine n fill_s get_hit_s get_miss_s reopen_s found
+//
+// crash: N puts into a 256 MB write buffer, then _exit without closing;
+// recover (a new process): time the open (WAL replay), check every key.
+// Prints: engine n open_s found
+//
+// ttl (RocksDB only; LevelDB has no way to drop expired keys but deleting
+// them one by one): values carry their expiry (8 bytes, spread over 48 h by
+// splitmix64 seed 3), a compaction filter drops expired ones. After the fill
+// and its compactions settle, the clock moves 24 h on and a full manual
+// compaction removes the expired half. Prints:
+// engine n seconds bytes_before bytes_after read_bytes written_bytes live_checked
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/filter_policy.h>
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -55,11 +74,32 @@ struct Store {
     virtual bool get(const std::string &k, std::string *v) = 0;
 };
 
+// The expiry clock the TTL filter compares against (milliseconds).
+static std::atomic<int64_t> now_ms{1700000000000LL};
+
+static int64_t expiry_of(const rocksdb::Slice &value) {
+    int64_t expiry = 0;
+    if (value.size() >= 8) std::memcpy(&expiry, value.data(), 8);
+    return expiry;
+}
+
+struct ExpiryFilter : rocksdb::CompactionFilter {
+    bool Filter(int, const rocksdb::Slice &, const rocksdb::Slice &value, std::string *, bool *) const override {
+        return expiry_of(value) <= now_ms.load();
+    }
+    const char *Name() const override { return "ExpiryFilter"; }
+};
+
+static ExpiryFilter expiry_filter;
+static size_t write_buffer = 0;  // 0: the engine's default
+
 struct Rocks : Store {
     std::unique_ptr<rocksdb::DB> db;
     explicit Rocks(const std::string &dir) {
         rocksdb::Options options;
         options.create_if_missing = true;
+        options.compaction_filter = &expiry_filter;
+        if (write_buffer) options.write_buffer_size = write_buffer;
         rocksdb::BlockBasedTableOptions table;
         table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
         options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -79,6 +119,7 @@ struct Level : Store {
         leveldb::Options options;
         options.create_if_missing = true;
         options.filter_policy = filter.get();
+        if (write_buffer) options.write_buffer_size = write_buffer;
         leveldb::DB *raw = nullptr;
         auto status = leveldb::DB::Open(options, dir, &raw);
         if (!status.ok()) { std::fprintf(stderr, "%s\n", status.ToString().c_str()); std::exit(1); }
@@ -93,8 +134,97 @@ static std::unique_ptr<Store> open(const std::string &engine, const std::string 
     return std::make_unique<Level>(dir);
 }
 
+static uint64_t directory_bytes(const std::string &dir) {
+    uint64_t total = 0;
+    for (auto &entry : std::filesystem::recursive_directory_iterator(dir))
+        if (entry.is_regular_file()) total += entry.file_size();
+    return total;
+}
+
+static std::pair<uint64_t, uint64_t> process_io() {
+    std::ifstream io("/proc/self/io");
+    std::string name;
+    uint64_t number, read = 0, written = 0;
+    while (io >> name >> number) {
+        if (name == "read_bytes:") read = number;
+        if (name == "write_bytes:") written = number;
+    }
+    return {read, written};
+}
+
+static int crash_or_recover(const std::string &engine, const std::string &mode, const std::string &dir, size_t n) {
+    write_buffer = 256 << 20;
+    auto present = keys(1, n);
+    if (mode == "crash") {
+        auto store = open(engine, dir);
+        std::string value(64, 'v');
+        for (auto &key : present) store->put(key, value);
+        _exit(0);
+    }
+    auto start = std::chrono::steady_clock::now();
+    auto store = open(engine, dir);
+    double elapsed = seconds_since(start);
+    std::string out;
+    size_t found = 0;
+    for (auto &key : present) found += store->get(key, &out);
+    std::printf("%s %zu %.4f %zu\n", engine.c_str(), n, elapsed, found);
+    return 0;
+}
+
+static int ttl(const std::string &dir, size_t n) {
+    const int64_t spread = 48LL * 3600000, start_ms = now_ms.load();
+    auto present = keys(1, n);
+    SplitMix64 expiries{3};
+    std::vector<int64_t> expiry(n);
+    Rocks store(dir);
+    std::string value(64, 'v');
+    for (size_t i = 0; i < n; i++) {
+        expiry[i] = start_ms + 1 + int64_t(expiries.next() % uint64_t(spread));
+        std::memcpy(&value[0], &expiry[i], 8);
+        store.put(present[i], value);
+    }
+    // Let the fill's own flushes and compactions finish first.
+    store.db->Flush(rocksdb::FlushOptions());
+    uint64_t running = 1, pending = 1;
+    while (running || pending) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        store.db->GetIntProperty("rocksdb.num-running-compactions", &running);
+        store.db->GetIntProperty("rocksdb.compaction-pending", &pending);
+    }
+    now_ms += spread / 2;
+    uint64_t before = directory_bytes(dir);
+    auto io_before = process_io();
+    auto start = std::chrono::steady_clock::now();
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    store.db->CompactRange(compact, nullptr, nullptr);
+    double elapsed = seconds_since(start);
+    auto io_after = process_io();
+    uint64_t after = directory_bytes(dir);
+    size_t live = 0;
+    std::string out;
+    for (size_t i = 0; i < n; i += 97) {
+        if (expiry[i] <= now_ms.load() + 3600000) continue;
+        if (!store.get(present[i], &out)) { std::fprintf(stderr, "live key %zu lost\n", i); return 1; }
+        live++;
+    }
+    std::printf("rocksdb %zu %.4f %llu %llu %llu %llu %zu\n", n, elapsed, (unsigned long long)before,
+                (unsigned long long)after, (unsigned long long)(io_after.first - io_before.first),
+                (unsigned long long)(io_after.second - io_before.second), live);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4) { std::fprintf(stderr, "usage: kv_driver rocksdb|leveldb DIR N\n"); return 2; }
+    if (argc == 5) {
+        std::string engine = argv[1], mode = argv[2], dir = argv[3];
+        size_t n = std::strtoull(argv[4], nullptr, 10);
+        if (mode == "crash" || mode == "recover") return crash_or_recover(engine, mode, dir, n);
+        if (mode == "ttl" && engine == "rocksdb") return ttl(dir, n);
+    }
+    if (argc != 4) {
+        std::fprintf(stderr, "usage: kv_driver rocksdb|leveldb DIR N | rocksdb|leveldb crash|recover DIR N | rocksdb ttl DIR N\n");
+        return 2;
+    }
     std::string engine = argv[1], dir = argv[2];
     size_t n = std::strtoull(argv[3], nullptr, 10);
     auto present = keys(1, n), absent = keys(2, n);
