@@ -7,8 +7,15 @@ with the same workload, and prints a table with the ratio Idem/Redis
 (medians of --runs). Installs redis-server/redis-tools with apt-get when
 missing, bounds every step's time, and stops only the processes it started.
 
-    Benchmarks/compare/vs_redis.py [--requests 1000000] [--runs 3] [--keys 5000000]
+Also, through pair_driver.c (compiled here): the idempotency round trip
+IDEM.BEGIN + IDEM.COMPLETE next to Redis's SET NX + SET XX pair (the second
+command needs the first one's reply, which redis-benchmark cannot do), and
+the p99 of IDEM.BEGIN (vs SET NX PX) on an open-loop schedule at half of
+each server's own maximum. --json writes every figure for chart.py.
+
+    Benchmarks/compare/vs_redis.py [--requests 1000000] [--runs 3] [--keys 5000000] [--json FILE]
 """
+import json
 import argparse
 import os
 import shutil
@@ -30,6 +37,22 @@ def ensure_tools():
         subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "redis-server", "redis-tools"], check=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     subprocess.run(["make", "-C", ROOT, "release"], check=True, stdout=subprocess.DEVNULL)
+
+
+def build_pair_driver(workdir):
+    driver = os.path.join(workdir, "pair_driver")
+    subprocess.run(["cc", "-O2", "-o", driver, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pair_driver.c"),
+                    "-lpthread"], check=True)
+    return driver
+
+
+def pairs(driver, kind, port, seconds, rate=None):
+    """pair_driver's report: (ops/s, p50 ms, p99 ms)."""
+    command = [driver, kind, str(port), "50", str(seconds)] + ([str(int(rate))] if rate else [])
+    fields = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 120).stdout.split()
+    if int(fields[4]) != 0:
+        raise RuntimeError(f"{kind}: {fields[4]} error replies in the pair workload")
+    return float(fields[0]), float(fields[1]), float(fields[2])
 
 
 def free_port():
@@ -118,11 +141,14 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keys", type=int, default=5_000_000, help="keys loaded for the memory and restart rows")
     parser.add_argument("--fsync", nargs="+", default=["everysec", "always"])
+    parser.add_argument("--pair-seconds", type=float, default=10)
+    parser.add_argument("--json", help="also write the results here (for chart.py)")
     args = parser.parse_args()
     ensure_tools()
     workdir = tempfile.mkdtemp(prefix="idem-vs-redis-")
     rows = []
     try:
+        driver = build_pair_driver(workdir)
         for fsync in args.fsync:
             servers = {kind: Server(kind, fsync, workdir) for kind in ("redis", "idem")}
             for server in servers.values():
@@ -136,6 +162,14 @@ def main():
                 idem_begin = median_of(args.runs, lambda: benchmark(servers["idem"].port, args.requests, 1, "IDEM.BEGIN", "op:__rand_int__", "LEASE", "30000"))
                 redis_lock = median_of(args.runs, lambda: benchmark(servers["redis"].port, args.requests, 1, "SET", "op:__rand_int__", "1", "NX", "PX", "30000"))
                 rows.append((f"IDEM.BEGIN vs SET NX PX -P 1 ({fsync})", idem_begin, redis_lock))
+                rows.append((f"BEGIN+COMPLETE vs SET NX+SET XX pairs ({fsync})",
+                             median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds)),
+                             median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds))))
+                rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",
+                             median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds,
+                                                                 rate=idem_begin[0] / 2)),
+                             median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds,
+                                                                 rate=redis_lock[0] / 2))))
             finally:
                 for server in servers.values():
                     server.stop()
@@ -151,14 +185,19 @@ def main():
             server.stop()
         print(f"\nIdem vs Redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}"
               f" — {args.requests} requests, 50 clients, 1M-key space, 64 B values, medians of {args.runs} runs")
-        print(f"{'workload':44} {'Idem ops/s':>11} {'Redis ops/s':>11} {'ratio':>6} {'Idem p50/p99 ms':>16} {'Redis p50/p99 ms':>17}")
+        print(f"{'workload':56} {'Idem ops/s':>11} {'Redis ops/s':>11} {'ratio':>6} {'Idem p50/p99 ms':>16} {'Redis p50/p99 ms':>17}")
         for name, idem, redis in rows:
-            print(f"{name:44} {idem[0]:11.0f} {redis[0]:11.0f} {idem[0] / redis[0]:6.2f} "
+            print(f"{name:56} {idem[0]:11.0f} {redis[0]:11.0f} {idem[0] / redis[0]:6.2f} "
                   f"{idem[1]:7.3f}/{idem[2]:<8.3f} {redis[1]:8.3f}/{redis[2]:<8.3f}")
-        print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':44} {memory['idem']:11d} {memory['redis']:11d} "
+        print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':56} {memory['idem']:11d} {memory['redis']:11d} "
               f"{memory['idem'] / memory['redis']:6.2f}")
-        print(f"{'restart to first PING (s)':44} {restart['idem']:11.2f} {restart['redis']:11.2f} "
+        print(f"{'restart to first PING (s)':56} {restart['idem']:11.2f} {restart['redis']:11.2f} "
               f"{restart['idem'] / restart['redis']:6.2f}")
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump({"requests": args.requests, "runs": args.runs, "keys": args.keys,
+                           "rows": [{"workload": name, "idem": list(idem), "redis": list(redis)} for name, idem, redis in rows],
+                           "memory": memory, "restart": restart}, out, indent=1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

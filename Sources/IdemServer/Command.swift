@@ -7,7 +7,9 @@ enum CommandResult {
     case reply(RESPValue)
     /// Reply, then close the connection (QUIT).
     case replyThenClose(RESPValue)
-    case later(EventLoopFuture<RESPValue>)
+    /// The reply comes later (a write awaiting its log write, work on the
+    /// blocking pool).
+    case pending(PendingReply)
 }
 
 /// One command as the server received it, with what a handler may use.
@@ -40,7 +42,11 @@ struct Invocation {
     /// A future reply: `work` runs on the blocking pool (disk, long scans),
     /// never on the event loop.
     func offload(_ work: @escaping @Sendable () -> RESPValue) -> CommandResult {
-        .later(server.blockingPool.runIfActive(eventLoop: eventLoop, work))
+        let pending = PendingReply()
+        server.blockingPool.submit { state in
+            pending.complete(state == .active ? work() : .error("ERR server is shutting down"))
+        }
+        return .pending(pending)
     }
 }
 

@@ -49,9 +49,12 @@ public final class CommandFuzzing {
     public func run(_ arguments: [[UInt8]]) throws -> (reply: RESPValue, encoded: [UInt8]) {
         let (loop, session, context) = (self.loop, self.session, self.context)
         let future: EventLoopFuture<RESPValue> = try loop.submit {
-            switch context.execute(arguments, session: session.value, eventLoop: loop).result {
+            switch context.execute(context.commandIndex(named: arguments[0]), arguments, session: session.value, eventLoop: loop) {
             case .reply(let value), .replyThenClose(let value): return loop.makeSucceededFuture(value)
-            case .later(let future): return future.recover(Invocation.replyForError)
+            case .pending(let pending):
+                let promise = loop.makePromise(of: RESPValue.self)
+                pending.whenReady(on: loop) { promise.succeed($0) }
+                return promise.futureResult
             }
         }.wait()
         let reply = try future.wait()

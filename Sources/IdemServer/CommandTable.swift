@@ -11,15 +11,4 @@ enum CommandTable {
     /// Command names in `Command.index` order (what `ClientInfo` records
     /// per command, without allocating).
     static let names: [String] = all.keys.sorted()
-
-    /// The lower-case command name of `bytes`, built without a heap
-    /// allocation for names up to 15 bytes (all of ours).
-    static func lowercasedName(_ bytes: [UInt8]) -> String {
-        String(unsafeUninitializedCapacity: bytes.count) { buffer in
-            for (offset, byte) in bytes.enumerated() {
-                buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
-            }
-            return bytes.count
-        }
-    }
 }

@@ -22,6 +22,11 @@ struct DrainEvent: Sendable {}
 /// - Everything here runs on the channel's event loop; command handlers
 ///   that need the disk or a durable write hand back a future instead of
 ///   blocking it.
+/// - Writes under `everysec`/`never` reach the log in one append per
+///   event-loop iteration: a batch that issued any waits for the task it
+///   queues, which runs after every channel of the iteration has been read
+///   (`Engine.writeDeferredLog`), so replies go out after their records
+///   are in the OS — as Redis writes its AOF before its replies.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Never
@@ -53,9 +58,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A `read()` held back while paused.
     private var readHeld = false
     private var processing = false
+    /// A flush after a burst of completed replies is queued.
+    private var flushScheduled = false
+    /// A command of this batch waits for its log write.
+    private var awaitingLogWrite = false
     private var registered = false
-    /// Bytes handed to the channel and not yet written to the socket.
-    private var unwrittenBytes = 0
 
     init(server: ServerContext) {
         self.server = server
@@ -181,9 +188,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 // Read your writes: a command that does not go through the
                 // commit pipeline waits until this connection's earlier
                 // writes are durable and visible (it is parsed again then).
-                if pendingReplies > 0 && !server.isWrite(arguments[0]) { break parsing }
+                let command = server.commandIndex(named: arguments[0])
+                if pendingReplies > 0 && !server.isWrite(command) { break parsing }
                 input.moveReaderIndex(forwardBy: consumed)
-                run(arguments, session: session, context: context)
+                run(command, arguments, session: session, context: context)
                 if output.readableBytes >= 256 * 1024 { flush(context) }
             }
         }
@@ -192,14 +200,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
         } else if input.readerIndex >= 64 * 1024 {
             input.discardReadBytes()
         }
+        if awaitingLogWrite {
+            awaitingLogWrite = false
+            let engine = server.engine
+            context.eventLoop.execute { engine.writeDeferredLog() }
+        }
         flush(context)
         closeIfDone(context)
     }
 
-    private func run(_ arguments: [[UInt8]], session: Session, context: ChannelHandlerContext) {
+    private func run(_ command: Int, _ arguments: [[UInt8]], session: Session, context: ChannelHandlerContext) {
         let started = NIODeadline.now()
-        let (command, result) = server.execute(arguments, session: session, eventLoop: context.eventLoop)
-        switch result {
+        switch server.execute(command, arguments, session: session, eventLoop: context.eventLoop) {
         case .reply(let value):
             record(command, value, started: started)
             reply(value)
@@ -207,16 +219,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
             record(command, value, started: started)
             reply(value)
             closeAfterReplies = true
-        case .later(let future):
+        case .pending(let pending):
+            awaitingLogWrite = server.engine.options.deferLogWrites && server.engine.options.durability != .always
             let id = firstSlotID + pendingReplies
             slots.append(.waiting)
-            future.assumeIsolated().whenComplete { result in
-                let value: RESPValue = switch result {
-                case .success(let value): value
-                case .failure(let error): Invocation.replyForError(error)
-                }
-                self.record(command, value, started: started)
-                self.fill(id, with: value, context: context)
+            let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            pending.whenReady(on: context.eventLoop) { value in
+                let (handler, context) = handler.value
+                handler.record(command, value, started: started)
+                handler.fill(id, with: value, context: context)
             }
         }
     }
@@ -254,10 +265,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
             slots.removeFirst(slotHead)
             slotHead = 0
         }
-        guard !processing else { return }
-        flush(context)
-        closeIfDone(context)
-        resumeIfPossible(context)
+        // Replies usually complete in bursts (a whole log write or group
+        // commit at once): write them with one flush after the burst.
+        guard !processing, !flushScheduled else { return }
+        flushScheduled = true
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = handler.value
+            handler.flushScheduled = false
+            handler.flush(context)
+            handler.closeIfDone(context)
+            handler.resumeIfPossible(context)
+        }
     }
 
     private func encode(_ value: RESPValue) {
@@ -268,21 +287,27 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func flush(_ context: ChannelHandlerContext) {
         guard output.readableBytes > 0, !closing else { return }
-        let size = output.readableBytes
-        server.metrics.countBytes(in: 0, out: size)
-        unwrittenBytes += size
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.assumeIsolated().whenComplete { _ in self.unwrittenBytes -= size }
-        context.writeAndFlush(wrapOutboundOut(output), promise: written)
-        output = context.channel.allocator.buffer(capacity: 1024)
-        if unwrittenBytes > server.configuration.maxOutputBufferBytes {
-            server.metrics.slowReadersDisconnected.increment()
-            server.logger.warning("disconnecting a client that does not read its replies", metadata: [
-                "client_id": "\(session?.info.id ?? 0)", "unwritten_bytes": "\(unwrittenBytes)",
-            ])
-            closing = true
-            context.close(promise: nil)
+        server.metrics.countBytes(in: 0, out: output.readableBytes)
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+        // Usually the socket took it all at once and the buffer is ours
+        // again to reuse; if not, `clear` gives us fresh storage.
+        if output.capacity > 64 * 1024 {
+            output = context.channel.allocator.buffer(capacity: 1024)
+        } else {
+            output.clear()
         }
+        // Past the high-water mark the handler stops reading; what is still
+        // unwritten then is at most one batch of replies — unless they are
+        // huge, which is what the limit is for.
+        guard !context.channel.isWritable,
+              let unwritten = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
+              unwritten > server.configuration.maxOutputBufferBytes else { return }
+        server.metrics.slowReadersDisconnected.increment()
+        server.logger.warning("disconnecting a client that does not read its replies", metadata: [
+            "client_id": "\(session?.info.id ?? 0)", "unwritten_bytes": "\(unwritten)",
+        ])
+        closing = true
+        context.close(promise: nil)
     }
 
     private func closeIfDone(_ context: ChannelHandlerContext) {

@@ -10,54 +10,6 @@ struct ReplyError: Error {
     var reply: RESPValue
 }
 
-/// A result that is usually ready at once: with `--fsync everysec` or
-/// `never`, or when nothing changed, the engine completes an update before
-/// `update` returns, and no future (nor its allocations) is needed.
-enum Eventual<R: Sendable> {
-    case ready(Result<R, any Error>)
-    case later(EventLoopFuture<R>)
-
-    func future(on eventLoop: any EventLoop) -> EventLoopFuture<R> {
-        switch self {
-        case .ready(let result): eventLoop.makeCompletedFuture(result)
-        case .later(let future): future
-        }
-    }
-}
-
-/// Where an engine completion (on any thread, possibly before `update`
-/// returns) meets the event loop that waits for it.
-final class Rendezvous<R: Sendable>: Sendable {
-    private enum State {
-        case waiting
-        case done(Result<R, any Error>)
-        case promised(EventLoopPromise<R>)
-    }
-
-    private let state = Mutex<State>(.waiting)
-
-    func complete(_ result: Result<R, any Error>) {
-        let promise: EventLoopPromise<R>? = state.withLock { state in
-            guard case .promised(let promise) = state else {
-                state = .done(result)
-                return nil
-            }
-            return promise
-        }
-        promise?.completeWith(result)
-    }
-
-    /// The result if it is in, else a future for it.
-    func settle(on eventLoop: any EventLoop) -> Eventual<R> {
-        state.withLock { state in
-            if case .done(let result) = state { return .ready(result) }
-            let promise = eventLoop.makePromise(of: R.self)
-            state = .promised(promise)
-            return .later(promise.futureResult)
-        }
-    }
-}
-
 /// A live value read through the keyspace, with its type.
 struct TypedValue {
     var type: Keyspace.ValueType
@@ -111,27 +63,28 @@ extension Invocation {
     }
 
     /// Reads the live value, lets `decide` choose the change and the
-    /// result, and applies it — one linearizable engine update. Ready at
-    /// once when the change is already durable (or nothing changed);
-    /// otherwise a future completing on this event loop once it is. A
-    /// failure carries the reply to send (`ReplyError`) or the engine's error.
-    func update<R: Sendable>(_ key: [UInt8], _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R)) -> Eventual<R> {
-        let rendezvous = Rendezvous<R>()
-        server.engine.update(engineKey(key), { stored in
-            try decide(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
-        }, completion: { result in
-            rendezvous.complete(result)
-        })
-        return rendezvous.settle(on: eventLoop)
+    /// result, and applies it — one linearizable engine update — replying
+    /// `reply(result)` once the change is durable (at once when it already
+    /// is, or nothing changed). A failure carries the reply to send
+    /// (`ReplyError`) or the engine's error.
+    func update<R: Sendable>(_ key: [UInt8], _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
+                             reply: @escaping @Sendable (R) -> RESPValue) -> CommandResult {
+        let pending = PendingReply()
+        update(key, decide) { result in
+            switch result {
+            case .success(let value): pending.complete(reply(value))
+            case .failure(let error): pending.complete(Self.replyForError(error))
+            }
+        }
+        return pending.result
     }
 
-    /// Turns an eventual result into the command's reply.
-    func reply<R: Sendable>(_ eventual: Eventual<R>, _ transform: @escaping @Sendable (R) -> RESPValue) -> CommandResult {
-        switch eventual {
-        case .ready(.success(let value)): .reply(transform(value))
-        case .ready(.failure(let error)): .reply(Self.replyForError(error))
-        case .later(let future): .later(future.map(transform).recover(Self.replyForError))
-        }
+    /// `update` with the raw outcome, for commands that combine several.
+    func update<R: Sendable>(_ key: [UInt8], _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
+                             completion: @escaping @Sendable (Result<R, any Error>) -> Void) {
+        server.engine.update(engineKey(key), { stored in
+            try decide(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
+        }, completion: completion)
     }
 
     @Sendable static func replyForError(_ error: any Error) -> RESPValue {

@@ -69,8 +69,13 @@ public final class IdemServer: Service, Sendable {
             throw ServerStartError.protectedMode(address: configuration.bindAddress)
         }
         let engine: Engine
+        var engineOptions = configuration.engine
+        // Each event loop appends the log records of its iteration's writes
+        // at once (`ConnectionHandler`): one write(2) per iteration, not per
+        // command.
+        engineOptions.deferLogWrites = true
         do {
-            engine = try Engine.open(directory: configuration.directory, options: configuration.engine)
+            engine = try Engine.open(directory: configuration.directory, options: engineOptions)
         } catch {
             throw ServerStartError.engine(directory: configuration.directory, error)
         }

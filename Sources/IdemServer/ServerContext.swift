@@ -20,6 +20,10 @@ final class ServerContext: Sendable {
     let logger: Logger
     let startedAt: Int64
     let commands: [String: Command]
+    /// `commands` again, by `Command.index`, for the per-command lookup
+    /// (`CommandName` hashes two words, not a String).
+    private let commandsByIndex: [Command]
+    private let commandIndexes: [CommandName: Int]
     /// Set once the server stops taking commands (graceful shutdown).
     let draining = Atomic<Bool>(false)
 
@@ -35,6 +39,8 @@ final class ServerContext: Sendable {
         self.logger = logger
         self.startedAt = engine.options.clock.nowMilliseconds()
         self.commands = CommandTable.all
+        self.commandsByIndex = CommandTable.names.map { CommandTable.all[$0]! }
+        self.commandIndexes = Dictionary(uniqueKeysWithValues: commandsByIndex.map { (CommandName($0.name.utf8)!, $0.index) })
     }
 
     var now: Int64 { engine.options.clock.nowMilliseconds() }
@@ -44,36 +50,57 @@ final class ServerContext: Sendable {
         (try? Keyspace.engineKey(namespace: namespace, key: key)) ?? []
     }
 
-    /// Whether the command named `name` goes through the engine's commit
-    /// pipeline (and so may overlap earlier writes of its connection).
-    func isWrite(_ name: [UInt8]) -> Bool {
-        commands[Self.lowercased(name)]?.flags.contains(.write) ?? false
+    /// The `Command.index` of the command named `name` (any case), or -1.
+    func commandIndex(named name: [UInt8]) -> Int {
+        guard let key = CommandName(name) else { return -1 }
+        return commandIndexes[key] ?? -1
     }
 
-    static func lowercased(_ name: [UInt8]) -> String {
-        CommandTable.lowercasedName(name)
+    /// Whether command `index` goes through the engine's commit pipeline
+    /// (and so may overlap earlier writes of its connection).
+    func isWrite(_ index: Int) -> Bool {
+        index >= 0 && commandsByIndex[index].flags.contains(.write)
     }
 
-    /// Runs one command for `session`: looks it up, checks arity,
-    /// authentication and the user's role, then calls its handler.
-    /// Returns the command's `Command.index` (-1 when unknown) with the result.
-    func execute(_ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> (command: Int, result: CommandResult) {
-        let name = Self.lowercased(arguments[0])
-        guard let command = commands[name] else {
-            return (-1, .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments)))
+    /// Runs one command for `session`: checks arity, authentication and
+    /// the user's role, then calls its handler. `index` is the command's
+    /// `commandIndex(named:)`, -1 when unknown.
+    func execute(_ index: Int, _ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> CommandResult {
+        guard index >= 0 else {
+            return .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments))
         }
+        let command = commandsByIndex[index]
         guard command.acceptsArgumentCount(arguments.count) else {
-            return (command.index, .reply(session.user == nil && !command.flags.contains(.noAuth)
-                ? .authenticationRequired : .wrongArity(name)))
+            return .reply(session.user == nil && !command.flags.contains(.noAuth)
+                ? .authenticationRequired : .wrongArity(command.name))
         }
         guard let user = session.user ?? (command.flags.contains(.noAuth) ? User.anonymous : nil) else {
-            return (command.index, .reply(.authenticationRequired))
+            return .reply(.authenticationRequired)
         }
         if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
-            return (command.index, .reply(.noPermission(user: user.name, command: name)))
+            return .reply(.noPermission(user: user.name, command: command.name))
         }
-        session.info.noteCommand(command.index, at: now)
-        return (command.index, command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop)))
+        session.info.noteCommand(index, at: now)
+        return command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop))
+    }
+}
+
+/// A command name folded to lower case in two words and its length (so
+/// "get\0" is not "get"), so finding a command hashes 17 bytes instead of
+/// building and hashing a `String`. Every command name fits; longer names
+/// are no command.
+struct CommandName: Hashable {
+    private var low: UInt64 = 0
+    private var high: UInt64 = 0
+    private let count: UInt8
+
+    init?<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
+        guard bytes.count <= 16 else { return nil }
+        count = UInt8(bytes.count)
+        for (offset, byte) in bytes.enumerated() {
+            let folded = UInt64(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+            if offset < 8 { low |= folded << (8 * UInt64(offset)) } else { high |= folded << (8 * UInt64(offset - 8)) }
+        }
     }
 }
 

@@ -16,6 +16,10 @@ import Glibc
 /// - `.everysec` / `.never` — the caller appends its record to the log
 ///   itself (a write to the OS page cache, no sync) and applies it at once;
 ///   `.everysec` has a thread sync the log about once a second.
+/// - `.everysec` / `.never` with `deferLogWrites` — records gather in
+///   `pending` as under `.always`, and `writeDeferred()` (called by the
+///   embedder, e.g. once per event-loop iteration) writes them all with one
+///   append, applies them and completes their waiters; no sync.
 ///
 /// Invariants:
 /// - Sequence numbers are assigned, and records enter the log, in one order:
@@ -95,6 +99,10 @@ final class CommitPipeline: Sendable {
         }
     }
 
+    /// Whether commits wait in `pending` for a group write (the commit
+    /// thread's, or `writeDeferred()`'s) rather than being logged inline.
+    private var queuesCommits: Bool { options.durability == .always || options.deferLogWrites }
+
     var lastSequence: UInt64 { lock.withLock { state.nextSequence - 1 } }
     var readOnlyReason: String? {
         lock.withLock {
@@ -109,7 +117,8 @@ final class CommitPipeline: Sendable {
     /// commit lock held: it must be quick and must not call the engine.
     ///
     /// Returns `decide`'s result and, when the write is not yet durable, the
-    /// waiter that completes when it is.
+    /// waiter that completes when it is (with `deferLogWrites`: once
+    /// `writeDeferred()` has written it).
     func commit<R>(reading key: [UInt8]?, _ decide: (VersionedEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
         lock.lock()
         var locked = true
@@ -142,7 +151,7 @@ final class CommitPipeline: Sendable {
         try batch.validate(options)
 
         let first = state.nextSequence
-        if options.durability == .always {
+        if queuesCommits {
             try encode(batch, firstSequence: first, into: &state.pending.log)
             state.nextSequence += UInt64(batch.count)
             for (index, operation) in batch.operations.enumerated() {
@@ -254,17 +263,28 @@ final class CommitPipeline: Sendable {
             }
 
             lock.lock()
-            if let failure {
-                let error = recordLogFailure(failure)
-                var later = state.pending
-                state.pending = PendingGroup()
-                state.overlay.removeAll()
-                lock.unlock()
-                for waiter in group.waiters + later.waiters { waiter.complete(.failure(error)) }
-                later.removeAll()
-                lock.lock()
-                continue
-            }
+            finish(&group, failure: failure)
+        }
+        state.backgroundThreads -= 1
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    /// Ends a group whose log append is done (or failed): applies it and
+    /// completes its waiters, or fails them and every later pending one
+    /// (which may have read the failed records through `overlay`). Call
+    /// with `lock` held; returns with it held, having released it while
+    /// completing waiters.
+    private func finish(_ group: inout PendingGroup, failure: LogWriter.Failure?) {
+        if let failure {
+            let error = recordLogFailure(failure)
+            var later = state.pending
+            state.pending = PendingGroup()
+            state.overlay.removeAll()
+            lock.unlock()
+            for waiter in group.waiters + later.waiters { waiter.complete(.failure(error)) }
+            later.removeAll()
+        } else {
             state.memtable.apply(group.entries.lazy.map(\.entry))
             for (key, entry) in group.entries where state.overlay[key] === entry {
                 state.overlay[key] = nil
@@ -274,13 +294,37 @@ final class CommitPipeline: Sendable {
             lock.unlock()
             for waiter in group.waiters { waiter.complete(.success(())) }
             if sealed { onSeal() }
-            group.removeAll()
-            lock.lock()
-            if state.spare.log.bytes.capacity < group.log.bytes.capacity { state.spare = group }
         }
-        state.backgroundThreads -= 1
-        lock.broadcast()
-        lock.unlock()
+        group.removeAll()
+        lock.lock()
+        if state.spare.log.bytes.capacity < group.log.bytes.capacity { state.spare = group }
+    }
+
+    // MARK: - Deferred log writes (`deferLogWrites`)
+
+    /// Writes every pending commit with one append (no sync), applies them
+    /// and completes their waiters, on the caller's thread. The append runs
+    /// under `lock`: it is a copy into the OS page cache, and holding the
+    /// lock keeps the log in sequence order with a single writer.
+    func writeDeferred() {
+        guard options.deferLogWrites && options.durability != .always else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !state.pending.isEmpty, !state.closed else { return }
+        var group = state.pending
+        state.pending = state.spare
+        state.spare = PendingGroup()
+        var failure: LogWriter.Failure?
+        if !group.log.isEmpty {
+            do throws(LogWriter.Failure) {
+                try logWriter.append(&group.log)
+                countAppend(group.log)
+                state.unsynced = true
+            } catch {
+                failure = error
+            }
+        }
+        finish(&group, failure: failure)
     }
 
     // MARK: - Sealing memtables
@@ -322,6 +366,7 @@ final class CommitPipeline: Sendable {
     /// Waits for pending group commits first, so that everything committed
     /// before the call is in the sealed memtable.
     func sealNow() throws(EngineError) {
+        writeDeferred()
         lock.lock()
         defer { lock.unlock() }
         while !state.pending.isEmpty && state.failure == nil { lock.wait(nanoseconds: 1_000_000) }
@@ -392,6 +437,12 @@ final class CommitPipeline: Sendable {
         guard !state.closed else { return }
         state.closing = true
         lock.broadcast()
+        if options.deferLogWrites && !state.pending.isEmpty {
+            // Commits already accepted get their write; new ones are refused.
+            lock.unlock()
+            writeDeferred()
+            lock.lock()
+        }
         while state.backgroundThreads > 0 { lock.wait() }
         state.closed = true
         defer { logWriter.close() }

@@ -184,6 +184,7 @@ public final class Engine: Sendable {
         let waiter: CommitWaiter?
         do {
             (_, waiter) = try pipeline.commit(reading: nil) { _ in (batch, ()) }
+            pipeline.writeDeferred()
         } catch {
             // The decision closure above cannot throw: only engine errors reach here.
             throw error as! EngineError
@@ -193,7 +194,8 @@ public final class Engine: Sendable {
 
     /// Like `write(_:)`, for callers that must not suspend (an event loop):
     /// `completion` runs once the batch is durable — at once when it
-    /// already is, otherwise on the engine's commit thread.
+    /// already is, otherwise on the engine's commit thread (with
+    /// `deferLogWrites`: in the next `writeDeferredLog()`).
     public func write(_ batch: WriteBatch, completion: @escaping @Sendable (Result<Void, EngineError>) -> Void) {
         do {
             let (_, waiter) = try pipeline.commit(reading: nil) { _ in (batch, ()) }
@@ -214,8 +216,16 @@ public final class Engine: Sendable {
     /// state `body` saw) is durable.
     nonisolated(nonsending) public func update<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) async throws -> R {
         let (result, waiter) = try prepareUpdate(key, body)
+        pipeline.writeDeferred()
         try await waiter?.wait()
         return result
+    }
+
+    /// With `EngineOptions.deferLogWrites`: appends every write waiting
+    /// for its log write, applies them and runs their completions, on this
+    /// thread. Cheap when nothing waits; a no-op without the option.
+    public func writeDeferredLog() {
+        pipeline.writeDeferred()
     }
 
     /// `update` for callers that must not suspend; see `write(_:completion:)`.

@@ -23,6 +23,14 @@ public enum RecoveryMode: Sendable, Equatable {
 
 public struct EngineOptions: Sendable {
     public var durability: Durability = .always
+    /// Under `.everysec` and `.never`: instead of one log append per
+    /// write, writes wait (unapplied, like a group commit) until the
+    /// embedder calls `Engine.writeDeferredLog()`, which appends them all at
+    /// once and completes them — for a server that calls it once per
+    /// event-loop iteration. The `async` write methods call it themselves;
+    /// callers of the completion-handler methods must. No effect under
+    /// `.always` (the commit thread groups writes anyway).
+    public var deferLogWrites = false
     public var recovery: RecoveryMode = .strict
     public var maxKeySize = 1024
     public var maxValueSize = 8 << 20

@@ -151,14 +151,14 @@ enum IdempotencyCommands {
     /// Runs one store operation without blocking the loop; the reply is
     /// sent once its change is durable.
     private static func perform(_ call: Invocation, _ operation: IdempotencyStore.Operation) -> CommandResult {
-        let rendezvous = Rendezvous<RESPValue>()
+        let pending = PendingReply()
         call.server.store.perform(operation, key: call[1], namespace: call.session.namespace) { result in
             switch result {
-            case .success(let outcome): rendezvous.complete(.success(reply(for: outcome)))
-            case .failure(let error): rendezvous.complete(.success(.idempotencyFailure(error)))
+            case .success(let outcome): pending.complete(reply(for: outcome))
+            case .failure(let error): pending.complete(.idempotencyFailure(error))
             }
         }
-        return call.reply(rendezvous.settle(on: call.eventLoop)) { $0 }
+        return pending.result
     }
 
     static func reply(for outcome: IdempotencyStore.Outcome) -> RESPValue {

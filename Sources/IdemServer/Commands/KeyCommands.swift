@@ -2,6 +2,7 @@ import IdemEngine
 import Idempotency
 import NIOCore
 import RESP
+import Synchronization
 
 /// Commands on keys of any type: DEL, UNLINK, EXISTS, TYPE, the TTL family,
 /// the EXPIRE family and PERSIST.
@@ -41,23 +42,25 @@ enum KeyCommands {
     ]
 
     static func delete(_ call: Invocation) -> CommandResult {
-        let results = (1..<call.argumentCount).map { index in
-            call.update(call[index]) { current throws(ReplyError) -> (Mutation?, Int64) in
+        let pending = PendingReply()
+        let tally = Mutex<(remaining: Int, deleted: Int64, failure: (any Error)?)>((call.argumentCount - 1, 0, nil))
+        for index in 1..<call.argumentCount {
+            call.update(call[index], { current throws(ReplyError) -> (Mutation?, Int64) in
                 current == nil ? (nil, 0) : (.delete, 1)
-            }
+            }, completion: { result in
+                let finished: (Int64, (any Error)?)? = tally.withLock { tally in
+                    switch result {
+                    case .success(let deleted): tally.deleted += deleted
+                    case .failure(let error): tally.failure = tally.failure ?? error
+                    }
+                    tally.remaining -= 1
+                    return tally.remaining == 0 ? (tally.deleted, tally.failure) : nil
+                }
+                guard let (deleted, failure) = finished else { return }
+                pending.complete(failure.map(Invocation.replyForError) ?? .integer(deleted))
+            })
         }
-        var total: Int64 = 0
-        for result in results {
-            switch result {
-            case .ready(.success(let deleted)): total += deleted
-            case .ready(.failure(let error)): return .reply(Invocation.replyForError(error))
-            case .later:
-                let futures = results.map { $0.future(on: call.eventLoop) }
-                let sum = EventLoopFuture.whenAllSucceed(futures, on: call.eventLoop).map { $0.reduce(0, +) }
-                return .later(sum.map { .integer($0) }.recover(Invocation.replyForError))
-            }
-        }
-        return .reply(.integer(total))
+        return pending.result
     }
 
     static func exists(_ call: Invocation) -> CommandResult {
@@ -106,7 +109,7 @@ enum KeyCommands {
         let (scaled, overflow) = amount.multipliedReportingOverflow(by: unit)
         let (deadline, overflow2) = absolute ? (scaled, false) : scaled.addingReportingOverflow(now)
         guard !overflow && !overflow2 else { return .reply(.invalidExpireTime(name)) }
-        let future = call.update(call[1]) { current throws(ReplyError) -> (Mutation?, Int64) in
+        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, Int64) in
             guard let current else { return (nil, 0) }
             guard current.type == .string else { throw ReplyError(reply: .wrongType) }
             let existing = current.stored.expiresAt
@@ -117,16 +120,14 @@ enum KeyCommands {
             if onlyIfLess, let existing, deadline >= existing { return (nil, 0) }
             if deadline <= now { return (.delete, 1) }
             return (.put(value: current.stored.value, expiresAt: deadline), 1)
-        }
-        return call.reply(future) { .integer($0) }
+        }, reply: { .integer($0) })
     }
 
     static func persist(_ call: Invocation) -> CommandResult {
-        let future = call.update(call[1]) { current throws(ReplyError) -> (Mutation?, Int64) in
+        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, Int64) in
             guard let current, current.stored.expiresAt != nil else { return (nil, 0) }
             guard current.type == .string else { throw ReplyError(reply: .wrongType) }
             return (.put(value: current.stored.value, expiresAt: nil), 1)
-        }
-        return call.reply(future) { .integer($0) }
+        }, reply: { .integer($0) })
     }
 }

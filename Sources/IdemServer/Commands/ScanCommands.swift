@@ -135,6 +135,7 @@ enum ScanCommands {
             outcome.set(result)
             done.signal()
         }
+        engine.writeDeferredLog()
         done.wait()
         try outcome.get()
     }

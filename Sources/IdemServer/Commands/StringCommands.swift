@@ -59,7 +59,7 @@ enum StringCommands {
             index += 1
         }
         let value = Keyspace.encodeString(call[2])
-        let future = call.update(call[1]) { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if let current, current.type != .string { throw ReplyError(reply: .wrongType) }
             let old: RESPValue = returnOld ? .bulkString(current?.string) : .bulkString(nil)
             switch condition {
@@ -74,8 +74,7 @@ enum StringCommands {
             case .at(let deadline): deadline
             }
             return (.put(value: value, expiresAt: expiresAt), returnOld ? old : .ok)
-        }
-        return call.reply(future) { $0 }
+        }, reply: { $0 })
     }
 
     /// The absolute expiry (ms) an EX/PX/EXAT/PXAT amount names; nil when
@@ -101,11 +100,10 @@ enum StringCommands {
 
     static func setnx(_ call: Invocation) -> CommandResult {
         let value = Keyspace.encodeString(call[2])
-        let future = call.update(call[1]) { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if current != nil { return (nil, .integer(0)) }
             return (.put(value: value, expiresAt: nil), .integer(1))
-        }
-        return call.reply(future) { $0 }
+        }, reply: { $0 })
     }
 
     static func setWithExpiry(_ call: Invocation, unit: Int64, name: String) -> CommandResult {
@@ -114,11 +112,10 @@ enum StringCommands {
             return .reply(.invalidExpireTime(name))
         }
         let value = Keyspace.encodeString(call[3])
-        let future = call.update(call[1]) { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if let current, current.type != .string { throw ReplyError(reply: .wrongType) }
             return (.put(value: value, expiresAt: deadline), .ok)
-        }
-        return call.reply(future) { $0 }
+        }, reply: { $0 })
     }
 
     static func get(_ call: Invocation) -> CommandResult {
@@ -135,12 +132,11 @@ enum StringCommands {
     }
 
     static func getdel(_ call: Invocation) -> CommandResult {
-        let future = call.update(call[1]) { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
             guard let current else { return (nil, .bulkString(nil)) }
             guard current.type == .string else { throw ReplyError(reply: .wrongType) }
             return (.delete, .bulkString(current.string))
-        }
-        return call.reply(future) { $0 }
+        }, reply: { $0 })
     }
 
     static func mget(_ call: Invocation) -> CommandResult {

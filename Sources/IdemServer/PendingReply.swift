@@ -1,0 +1,71 @@
+import NIOCore
+import RESP
+import Synchronization
+
+/// A reply that arrives later — from an engine completion (a write once
+/// it is logged) or the blocking pool — handed to the connection's event
+/// loop with one object per command instead of a chain of futures.
+///
+/// Invariant: the reply is delivered exactly once, on the event loop given
+/// to `whenReady`, whichever of `complete` and `whenReady` comes first.
+final class PendingReply: Sendable {
+    private enum State {
+        case waiting
+        case done(RESPValue)
+        case observed(any EventLoop, @Sendable (RESPValue) -> Void)
+        case delivered
+    }
+
+    private let state = Mutex<State>(.waiting)
+
+    /// Sets the reply (the first call wins); runs the observer at once when
+    /// this is its event loop, else schedules it there.
+    func complete(_ value: RESPValue) {
+        let observer: (any EventLoop, @Sendable (RESPValue) -> Void)? = state.withLock { state in
+            switch state {
+            case .waiting:
+                state = .done(value)
+                return nil
+            case .observed(let eventLoop, let body):
+                state = .delivered
+                return (eventLoop, body)
+            case .done, .delivered:
+                return nil
+            }
+        }
+        guard let (eventLoop, body) = observer else { return }
+        if eventLoop.inEventLoop {
+            body(value)
+        } else {
+            eventLoop.execute { body(value) }
+        }
+    }
+
+    /// `body` receives the reply on `eventLoop` (called from it): at once if
+    /// it is already in.
+    func whenReady(on eventLoop: any EventLoop, _ body: @escaping @Sendable (RESPValue) -> Void) {
+        let ready: RESPValue? = state.withLock { state in
+            switch state {
+            case .done(let value):
+                state = .delivered
+                return value
+            case .waiting:
+                state = .observed(eventLoop, body)
+                return nil
+            case .observed, .delivered:
+                preconditionFailure("a pending reply has one observer")
+            }
+        }
+        if let ready { body(ready) }
+    }
+
+    /// The reply as a command result: ready now if it is already in.
+    var result: CommandResult {
+        let ready: RESPValue? = state.withLock { state in
+            guard case .done(let value) = state else { return nil }
+            state = .delivered
+            return value
+        }
+        return ready.map(CommandResult.reply) ?? .pending(self)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import IdemEngine
+
+/// `EngineOptions.deferLogWrites`: writes wait, unapplied, for
+/// `writeDeferredLog()`, which appends them in one go.
+@Suite struct DeferredLogWriteTests {
+    func deferredOptions(_ store: SimulatedStore, _ durability: Durability = .everysec) -> EngineOptions {
+        var options = store.options(durability)
+        options.deferLogWrites = true
+        return options
+    }
+
+    /// Results handed over from completion handlers.
+    final class Outcomes: Sendable {
+        private let results = Mutex<[Int: Result<Void, EngineError>]>([:])
+        func record(_ index: Int, _ result: Result<Void, EngineError>) { results.withLock { $0[index] = result } }
+        var count: Int { results.withLock { $0.count } }
+        var failures: Int { results.withLock { $0.values.filter { if case .failure = $0 { true } else { false } }.count } }
+    }
+
+    @Test func writesWaitUnappliedUntilTheLogWriteThenAllCompleteWithOneAppend() throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store))
+        let outcomes = Outcomes()
+        for index in 0..<10 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("k\(index)"), value: bytes("v\(index)"), expiresAt: nil))) {
+                outcomes.record(index, $0)
+            }
+        }
+        #expect(outcomes.count == 0, "no completion before the log write")
+        #expect(try engine.get(bytes("k0")) == nil, "not visible before it is logged")
+        let appendsBefore = engine.statistics.walAppends
+        engine.writeDeferredLog()
+        #expect(outcomes.count == 10 && outcomes.failures == 0)
+        #expect(engine.statistics.walAppends == appendsBefore + 1, "one append for the ten writes")
+        for index in 0..<10 { #expect(try engine.get(bytes("k\(index)"))?.value == bytes("v\(index)")) }
+        engine.writeDeferredLog()  // nothing waits: a no-op
+        try engine.close()
+    }
+
+    @Test func aReadModifyWriteSeesAWriteStillWaitingForTheLog() async throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store))
+        let seen = Mutex<[UInt8]?>(nil)
+        engine.write(WriteBatch(.init(kind: .value, key: bytes("k"), value: bytes("first"), expiresAt: nil))) { _ in }
+        engine.update(bytes("k"), { current -> (Mutation?, Bool) in
+            seen.withLock { $0 = current?.value }
+            return (.put(value: bytes("second"), expiresAt: nil), true)
+        }, completion: { _ in })
+        #expect(seen.withLock { $0 } == bytes("first"))
+        engine.writeDeferredLog()
+        #expect(try engine.get(bytes("k"))?.value == bytes("second"))
+        try engine.close()
+    }
+
+    @Test func loggedWritesSurviveAProcessCrashAndCloseWritesWhatWaits() async throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store, .never))
+        for index in 0..<20 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("k\(index)"), value: bytes("v"), expiresAt: nil))) { _ in }
+        }
+        engine.writeDeferredLog()
+        // The async API writes its own record at once.
+        try await engine.put(bytes("async"), bytes("v"))
+        // A process crash keeps what reached the OS.
+        store.fileSystem.state.withLock { $0.locked.removeAll() }
+        let reopened = try Engine.open(directory: store.directory, options: deferredOptions(store, .never))
+        for index in 0..<20 { #expect(try reopened.get(bytes("k\(index)")) != nil) }
+        #expect(try reopened.get(bytes("async")) != nil)
+
+        let outcomes = Outcomes()
+        reopened.write(WriteBatch(.init(kind: .value, key: bytes("late"), value: bytes("v"), expiresAt: nil))) {
+            outcomes.record(0, $0)
+        }
+        try reopened.close()
+        #expect(outcomes.count == 1 && outcomes.failures == 0, "close writes and completes what waits")
+        let again = try Engine.open(directory: store.directory, options: deferredOptions(store, .never))
+        #expect(try again.get(bytes("late")) != nil)
+        try again.close()
+        _ = engine
+    }
+
+    @Test func aFailedLogWriteFailsTheWholeGroupAppliesNothingAndWritesResume() throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store))
+        let outcomes = Outcomes()
+        for index in 0..<5 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("k\(index)"), value: bytes("v"), expiresAt: nil))) {
+                outcomes.record(index, $0)
+            }
+        }
+        store.fileSystem.injectWriteFailure(code: ErrorNumber.noSpace, pathContains: "wal-", times: 1)
+        engine.writeDeferredLog()
+        #expect(outcomes.count == 5 && outcomes.failures == 5)
+        for index in 0..<5 { #expect(try engine.get(bytes("k\(index)")) == nil, "nothing of a failed group is applied") }
+
+        let retried = Outcomes()
+        engine.write(WriteBatch(.init(kind: .value, key: bytes("k0"), value: bytes("again"), expiresAt: nil))) {
+            retried.record(0, $0)
+        }
+        engine.writeDeferredLog()
+        #expect(retried.count == 1 && retried.failures == 0, "ENOSPC is not fatal: writes resume")
+        #expect(try engine.get(bytes("k0"))?.value == bytes("again"))
+        try engine.close()
+    }
+}
