@@ -85,7 +85,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         registered = true
         server.metrics.countConnection(accepted: true)
-        session = Session(info: info, user: server.users.initialUser)
+        session = Session(info: info, user: server.users.initialUser,
+                          metrics: server.metrics.shard(for: context.eventLoop as AnyObject))
         context.fireChannelActive()
     }
 
@@ -128,7 +129,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         guard session != nil, !closing else { return }
-        server.metrics.countBytes(in: bytes.readableBytes, out: 0)
+        session?.metrics.add(.bytesIn, bytes.readableBytes)
         if input.readableBytes == 0 {
             input = bytes
         } else {
@@ -234,7 +235,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func record(_ command: Int, _ value: RESPValue, started: NIODeadline) {
         let failed = if case .error = value { true } else { false }
-        server.metrics.recordCommand(command, failed: failed, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        session?.metrics.recordCommand(server.metrics.commandSlot(command), failed: failed,
+                                       nanoseconds: Int((NIODeadline.now() - started).nanoseconds))
     }
 
     // MARK: Output
@@ -287,7 +289,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func flush(_ context: ChannelHandlerContext) {
         guard output.readableBytes > 0, !closing else { return }
-        server.metrics.countBytes(in: 0, out: output.readableBytes)
+        session?.metrics.add(.bytesOut, output.readableBytes)
         context.writeAndFlush(wrapOutboundOut(output), promise: nil)
         // Usually the socket took it all at once and the buffer is ours
         // again to reuse; if not, `clear` gives us fresh storage.

@@ -63,7 +63,7 @@ private final class HTTPHandler: ChannelInboundHandler {
         switch (head.method, path) {
         case (.GET, "/metrics"):
             gauges.update(from: context)
-            body = context.metrics.registry.emitToBuffer()
+            body = context.metrics.registry.emitToBuffer() + Array(context.metrics.exposition().utf8)
             contentType = "text/plain; version=0.0.4; charset=utf-8"
         case (.GET, "/healthz"):
             body = Array("ok\n".utf8)

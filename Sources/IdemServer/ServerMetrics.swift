@@ -3,27 +3,25 @@ import Metrics
 import Prometheus
 import Synchronization
 
-/// The server's metrics: swift-metrics instruments backed by a Prometheus
-/// registry of the server's own (so two servers in one process, as in
-/// tests, never mix their figures). Engine and idempotency figures are
-/// read at scrape time (`MetricsEndpoint`).
+/// The server's metrics. Rare events (connections, failed
+/// authentications, protocol errors) are swift-metrics instruments backed
+/// by a Prometheus registry of the server's own (so two servers in one
+/// process, as in tests, never mix their figures); what every command
+/// counts goes to the event loop's `MetricsShard`, added up at scrape time.
+/// Engine and idempotency figures are read at scrape time too
+/// (`MetricsEndpoint`).
 final class ServerMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
 
     let connectionsAccepted: Metrics.Counter
     let connectionsRejected: Metrics.Counter
     let failedAuthentications: Metrics.Counter
-    let keyspaceHits: Metrics.Counter
-    let keyspaceMisses: Metrics.Counter
-    let bytesIn: Metrics.Counter
-    let bytesOut: Metrics.Counter
     let protocolErrors: Metrics.Counter
     let slowReadersDisconnected: Metrics.Counter
 
-    /// Per command, by `Command.index` (the last entry for unknown
-    /// commands): ok and error counters and a latency timer.
-    private let perCommand: [(ok: Metrics.Counter, error: Metrics.Counter, latency: Metrics.Timer)]
+    /// `CommandTable.names`, and "unknown" last.
+    private let commandNames: [String]
+    private let shards = Mutex<[ObjectIdentifier: MetricsShard]>([:])
 
     /// Plain numbers for INFO (Prometheus counters are write-only from here).
     private let totals = Totals()
@@ -31,40 +29,31 @@ final class ServerMetrics: Sendable {
     /// `commandNames` in `Command.index` order (`CommandTable.names`).
     init(commandNames: [String] = CommandTable.names) {
         registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
-            .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100),
-            .milliseconds(250), .seconds(1),
-        ]
-        self.factory = factory
-        func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Metrics.Counter {
-            Metrics.Counter(label: label, dimensions: dimensions, factory: factory)
+        let factory = PrometheusMetricsFactory(registry: registry)
+        func counter(_ label: String) -> Metrics.Counter {
+            Metrics.Counter(label: label, dimensions: [], factory: factory)
         }
         connectionsAccepted = counter("idem_connections_accepted_total")
         connectionsRejected = counter("idem_connections_rejected_total")
         failedAuthentications = counter("idem_failed_auth_total")
-        keyspaceHits = counter("idem_keyspace_hits_total")
-        keyspaceMisses = counter("idem_keyspace_misses_total")
-        bytesIn = counter("idem_net_input_bytes_total")
-        bytesOut = counter("idem_net_output_bytes_total")
         protocolErrors = counter("idem_protocol_errors_total")
         slowReadersDisconnected = counter("idem_slow_readers_disconnected_total")
-        self.perCommand = (commandNames + ["unknown"]).map { name in
-            (counter("idem_commands_total", [("command", name), ("outcome", "ok")]),
-                                counter("idem_commands_total", [("command", name), ("outcome", "error")]),
-                                Metrics.Timer(label: "idem_command_duration_seconds", dimensions: [("command", name)],
-                                              factory: factory))
+        self.commandNames = commandNames + ["unknown"]
+    }
+
+    /// The shard of the event loop identified by `owner` (made on first use).
+    func shard(for owner: AnyObject) -> MetricsShard {
+        shards.withLock { shards in
+            if let shard = shards[ObjectIdentifier(owner)] { return shard }
+            let shard = MetricsShard(commandCount: commandNames.count)
+            shards[ObjectIdentifier(owner)] = shard
+            return shard
         }
     }
 
-    /// `index`: the command's `Command.index`, or -1 for an unknown command.
-    func recordCommand(_ index: Int, failed: Bool, nanoseconds: Int64) {
-        let instruments = perCommand.indices.contains(index) ? perCommand[index] : perCommand[perCommand.count - 1]
-        (failed ? instruments.error : instruments.ok).increment()
-        instruments.latency.recordNanoseconds(nanoseconds)
-        totals.commands.add(1, ordering: .relaxed)
-        if failed { totals.errors.add(1, ordering: .relaxed) }
+    /// The slot for command `index` (-1: unknown command).
+    func commandSlot(_ index: Int) -> Int {
+        index >= 0 && index < commandNames.count - 1 ? index : commandNames.count - 1
     }
 
     func countConnection(accepted: Bool) {
@@ -74,27 +63,6 @@ final class ServerMetrics: Sendable {
         } else {
             connectionsRejected.increment()
             totals.rejected.add(1, ordering: .relaxed)
-        }
-    }
-
-    func countBytes(in input: Int, out output: Int) {
-        if input > 0 {
-            bytesIn.increment(by: input)
-            totals.bytesIn.add(input, ordering: .relaxed)
-        }
-        if output > 0 {
-            bytesOut.increment(by: output)
-            totals.bytesOut.add(output, ordering: .relaxed)
-        }
-    }
-
-    func countKeyspace(hit: Bool) {
-        if hit {
-            keyspaceHits.increment()
-            totals.hits.add(1, ordering: .relaxed)
-        } else {
-            keyspaceMisses.increment()
-            totals.misses.add(1, ordering: .relaxed)
         }
     }
 
@@ -109,17 +77,57 @@ final class ServerMetrics: Sendable {
     }
 
     func snapshot() -> Snapshot {
-        Snapshot(commands: totals.commands.load(ordering: .relaxed), errorReplies: totals.errors.load(ordering: .relaxed),
-                 connectionsAccepted: totals.accepted.load(ordering: .relaxed),
-                 connectionsRejected: totals.rejected.load(ordering: .relaxed),
-                 bytesIn: totals.bytesIn.load(ordering: .relaxed), bytesOut: totals.bytesOut.load(ordering: .relaxed),
-                 keyspaceHits: totals.hits.load(ordering: .relaxed), keyspaceMisses: totals.misses.load(ordering: .relaxed),
-                 failedAuthentications: totals.failedAuthentications.load(ordering: .relaxed))
+        let all = shards.withLock { Array($0.values) }
+        func sum(_ total: MetricsShard.Total) -> Int { all.reduce(0) { $0 + $1.load(total) } }
+        return Snapshot(commands: sum(.commands), errorReplies: sum(.errorReplies),
+                        connectionsAccepted: totals.accepted.load(ordering: .relaxed),
+                        connectionsRejected: totals.rejected.load(ordering: .relaxed),
+                        bytesIn: sum(.bytesIn), bytesOut: sum(.bytesOut),
+                        keyspaceHits: sum(.keyspaceHits), keyspaceMisses: sum(.keyspaceMisses),
+                        failedAuthentications: totals.failedAuthentications.load(ordering: .relaxed))
+    }
+
+    /// The sharded figures in the Prometheus text format: traffic, keyspace
+    /// hits and misses, and per command (those run at least once) the
+    /// count by outcome and a latency histogram.
+    func exposition() -> String {
+        let all = shards.withLock { Array($0.values) }
+        let snapshot = snapshot()
+        var text = ""
+        func counter(_ name: String, _ help: String, _ value: Int) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
+        }
+        counter("idem_net_input_bytes_total", "bytes read from clients", snapshot.bytesIn)
+        counter("idem_net_output_bytes_total", "bytes written to clients", snapshot.bytesOut)
+        counter("idem_keyspace_hits_total", "reads that found their key", snapshot.keyspaceHits)
+        counter("idem_keyspace_misses_total", "reads that did not find their key", snapshot.keyspaceMisses)
+        let perCommand = commandNames.indices.map { index in
+            var figures = MetricsShard.CommandFigures()
+            for shard in all { figures.add(shard.command(index)) }
+            return figures
+        }
+        text += "# HELP idem_commands_total commands run, by outcome\n# TYPE idem_commands_total counter\n"
+        for (name, figures) in zip(commandNames, perCommand) where figures.ok + figures.errors > 0 {
+            text += "idem_commands_total{command=\"\(name)\",outcome=\"ok\"} \(figures.ok)\n"
+            text += "idem_commands_total{command=\"\(name)\",outcome=\"error\"} \(figures.errors)\n"
+        }
+        text += "# HELP idem_command_duration_seconds time from a command's parse to its reply\n"
+        text += "# TYPE idem_command_duration_seconds histogram\n"
+        for (name, figures) in zip(commandNames, perCommand) where figures.ok + figures.errors > 0 {
+            var cumulative = 0
+            for (bucket, count) in figures.buckets.enumerated() {
+                cumulative += count
+                let bound = bucket < MetricsShard.bucketBounds.count
+                    ? "\(Double(MetricsShard.bucketBounds[bucket]) / 1e9)" : "+Inf"
+                text += "idem_command_duration_seconds_bucket{command=\"\(name)\",le=\"\(bound)\"} \(cumulative)\n"
+            }
+            text += "idem_command_duration_seconds_sum{command=\"\(name)\"} \(Double(figures.nanoseconds) / 1e9)\n"
+            text += "idem_command_duration_seconds_count{command=\"\(name)\"} \(cumulative)\n"
+        }
+        return text
     }
 
     private final class Totals: Sendable {
-        let commands = Atomic<Int>(0), errors = Atomic<Int>(0), accepted = Atomic<Int>(0), rejected = Atomic<Int>(0)
-        let bytesIn = Atomic<Int>(0), bytesOut = Atomic<Int>(0), hits = Atomic<Int>(0), misses = Atomic<Int>(0)
-        let failedAuthentications = Atomic<Int>(0)
+        let accepted = Atomic<Int>(0), rejected = Atomic<Int>(0), failedAuthentications = Atomic<Int>(0)
     }
 }

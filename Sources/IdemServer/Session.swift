@@ -12,10 +12,13 @@ final class Session {
         didSet { info.fields.withLock { $0.user = user?.name ?? "default" } }
     }
     var name: [UInt8] = []
+    /// Where this connection's commands are counted: its event loop's shard.
+    let metrics: MetricsShard
 
-    init(info: ClientInfo, user: User?) {
+    init(info: ClientInfo, user: User?, metrics: MetricsShard) {
         self.info = info
         self.user = user
+        self.metrics = metrics
         info.fields.withLock { $0.user = user?.name ?? "default" }
     }
 

@@ -119,14 +119,14 @@ enum StringCommands {
     }
 
     static func get(_ call: Invocation) -> CommandResult {
-        let metrics = call.server.metrics
+        let metrics = call.session.metrics
         return call.withValues(of: [call[1]]) { values throws(ReplyError) in
             guard let current = values[0] else {
-                metrics.countKeyspace(hit: false)
+                metrics.add(.keyspaceMisses)
                 return .bulkString(nil)
             }
             guard current.type == .string else { return .wrongType }
-            metrics.countKeyspace(hit: true)
+            metrics.add(.keyspaceHits)
             return .bulkString(current.string)
         }
     }
