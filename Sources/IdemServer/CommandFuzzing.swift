@@ -54,7 +54,7 @@ public final class CommandFuzzing {
             case .reply(let value), .replyThenClose(let value): return loop.makeSucceededFuture(value)
             case .pending(let pending):
                 let promise = loop.makePromise(of: RESPValue.self)
-                pending.whenReady(on: loop) { promise.succeed($0) }
+                pending.whenReady(on: context.mailbox(for: loop)) { promise.succeed($0) }
                 return promise.futureResult
             }
         }.wait()

@@ -41,6 +41,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let server: ServerContext
     private let parser: RESPRequestParser
     private var session: Session?
+    /// How replies completed elsewhere reach this channel's event loop.
+    private var mailbox: LoopMailbox?
     private var input = ByteBuffer()
     private var output = ByteBuffer()
     private var scratch: [UInt8] = []
@@ -84,6 +86,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             return
         }
         registered = true
+        mailbox = server.mailbox(for: context.eventLoop)
         server.metrics.countConnection(accepted: true)
         session = Session(info: info, user: server.users.initialUser,
                           metrics: server.metrics.shard(for: context.eventLoop as AnyObject))
@@ -225,7 +228,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let id = firstSlotID + pendingReplies
             slots.append(.waiting)
             let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            pending.whenReady(on: context.eventLoop) { value in
+            pending.whenReady(on: mailbox!) { value in
                 let (handler, context) = handler.value
                 handler.record(command, value, started: started)
                 handler.fill(id, with: value, context: context)

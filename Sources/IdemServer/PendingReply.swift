@@ -12,45 +12,41 @@ final class PendingReply: Sendable {
     private enum State {
         case waiting
         case done(RESPValue)
-        case observed(any EventLoop, @Sendable (RESPValue) -> Void)
+        case observed(LoopMailbox, @Sendable (RESPValue) -> Void)
         case delivered
     }
 
     private let state = Mutex<State>(.waiting)
 
     /// Sets the reply (the first call wins); runs the observer at once when
-    /// this is its event loop, else schedules it there.
+    /// this is its event loop, else posts it there.
     func complete(_ value: RESPValue) {
-        let observer: (any EventLoop, @Sendable (RESPValue) -> Void)? = state.withLock { state in
+        let observer: (LoopMailbox, @Sendable (RESPValue) -> Void)? = state.withLock { state in
             switch state {
             case .waiting:
                 state = .done(value)
                 return nil
-            case .observed(let eventLoop, let body):
+            case .observed(let mailbox, let body):
                 state = .delivered
-                return (eventLoop, body)
+                return (mailbox, body)
             case .done, .delivered:
                 return nil
             }
         }
-        guard let (eventLoop, body) = observer else { return }
-        if eventLoop.inEventLoop {
-            body(value)
-        } else {
-            eventLoop.execute { body(value) }
-        }
+        guard let (mailbox, body) = observer else { return }
+        mailbox.deliver(value, to: body)
     }
 
-    /// `body` receives the reply on `eventLoop` (called from it): at once if
-    /// it is already in.
-    func whenReady(on eventLoop: any EventLoop, _ body: @escaping @Sendable (RESPValue) -> Void) {
+    /// `body` receives the reply on the mailbox's event loop (this is
+    /// called from it): at once if it is already in.
+    func whenReady(on mailbox: LoopMailbox, _ body: @escaping @Sendable (RESPValue) -> Void) {
         let ready: RESPValue? = state.withLock { state in
             switch state {
             case .done(let value):
                 state = .delivered
                 return value
             case .waiting:
-                state = .observed(eventLoop, body)
+                state = .observed(mailbox, body)
                 return nil
             case .observed, .delivered:
                 preconditionFailure("a pending reply has one observer")

@@ -24,6 +24,7 @@ final class ServerContext: Sendable {
     /// (`CommandName` hashes two words, not a String).
     private let commandsByIndex: [Command]
     private let commandIndexes: [CommandName: Int]
+    private let mailboxes = Mutex<[ObjectIdentifier: LoopMailbox]>([:])
     /// Set once the server stops taking commands (graceful shutdown).
     let draining = Atomic<Bool>(false)
 
@@ -44,6 +45,17 @@ final class ServerContext: Sendable {
     }
 
     var now: Int64 { engine.options.clock.nowMilliseconds() }
+
+    /// The mailbox through which other threads hand replies to `eventLoop`.
+    func mailbox(for eventLoop: any EventLoop) -> LoopMailbox {
+        mailboxes.withLock { mailboxes in
+            let key = ObjectIdentifier(eventLoop as AnyObject)
+            if let mailbox = mailboxes[key] { return mailbox }
+            let mailbox = LoopMailbox(eventLoop: eventLoop)
+            mailboxes[key] = mailbox
+            return mailbox
+        }
+    }
 
     func engineKey(namespace: [UInt8], key: [UInt8]) -> [UInt8] {
         // Namespaces are at most 255 bytes (checked when users load), so this cannot fail.
