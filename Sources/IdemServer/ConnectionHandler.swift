@@ -43,7 +43,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var session: Session?
     /// How replies completed elsewhere reach this channel's event loop.
     private var mailbox: LoopMailbox?
+    /// Bytes read and not yet parsed: the channel's receive buffer itself
+    /// (no copy) until a batch ends with an incomplete command, whose bytes
+    /// then move to a buffer of our own (`ownsInput`).
     private var input = ByteBuffer()
+    private var ownsInput = false
     private var output = ByteBuffer()
     private var scratch: [UInt8] = []
 
@@ -135,6 +139,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         session?.metrics.add(.bytesIn, bytes.readableBytes)
         if input.readableBytes == 0 {
             input = bytes
+            ownsInput = false
         } else {
             input.writeBuffer(&bytes)
         }
@@ -185,7 +190,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .protocolError(let message):
                 server.metrics.protocolErrors.increment()
                 server.logger.debug("protocol error", metadata: ["client_id": "\(session.info.id)", "error": "\(message)"])
-                input.clear()
+                input.moveReaderIndex(to: input.writerIndex)
                 reply(.error("ERR " + message))
                 closeAfterReplies = true
             case .command(let arguments, let consumed):
@@ -200,7 +205,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
         }
         if input.readableBytes == 0 {
-            input.clear()
+            // Let go of the receive buffer so NIO reads into it again
+            // without allocating (it reuses it only when no one else holds it).
+            input = ByteBuffer()
+            ownsInput = false
+        } else if !ownsInput {
+            var own = context.channel.allocator.buffer(capacity: max(input.readableBytes, 1024))
+            own.writeBuffer(&input)
+            input = own
+            ownsInput = true
         } else if input.readerIndex >= 64 * 1024 {
             input.discardReadBytes()
         }

@@ -54,7 +54,7 @@ final class CommitPipeline: Sendable {
         var nextSequence: UInt64
         var pending = PendingGroup()
         var spare = PendingGroup()
-        var overlay: [[UInt8]: VersionedEntry] = [:]
+        var overlay: [OverlayKey: VersionedEntry] = [:]
         var inlineBuffer = LogBuffer()
         var failure: EngineError?
         var closing = false
@@ -130,7 +130,7 @@ final class CommitPipeline: Sendable {
         var current: VersionedEntry?
         var readPending = false
         if let key {
-            if let pending = state.overlay[key] {
+            if !state.overlay.isEmpty, let pending = state.overlay[OverlayKey(key)] {
                 current = pending
                 readPending = true
             } else {
@@ -145,7 +145,7 @@ final class CommitPipeline: Sendable {
             guard readPending else { return (result, nil) }
             let waiter = CommitWaiter()
             state.pending.waiters.append(waiter)
-            lock.broadcast()
+            wakeCommitThread()
             return (result, waiter)
         }
         try batch.validate(options)
@@ -157,11 +157,11 @@ final class CommitPipeline: Sendable {
             for (index, operation) in batch.operations.enumerated() {
                 let entry = Self.entry(for: operation, sequence: first + UInt64(index))
                 state.pending.entries.append((operation.key, entry))
-                state.overlay[operation.key] = entry
+                state.overlay[OverlayKey(operation.key)] = entry
             }
             let waiter = CommitWaiter()
             state.pending.waiters.append(waiter)
-            lock.broadcast()
+            wakeCommitThread()
             return (result, waiter)
         }
 
@@ -184,6 +184,13 @@ final class CommitPipeline: Sendable {
         locked = false
         if sealed { onSeal() }
         return (result, nil)
+    }
+
+    /// Tells the commit thread a group is pending. Only `.always` has one:
+    /// with deferred log writes a broadcast would only wake the periodic
+    /// syncer (it waits on the same condition) once per write, for nothing.
+    private func wakeCommitThread() {
+        if options.durability == .always { lock.broadcast() }
     }
 
     private func encode(_ batch: WriteBatch, firstSequence: UInt64, into buffer: inout LogBuffer) throws(EngineError) {
@@ -286,8 +293,8 @@ final class CommitPipeline: Sendable {
             later.removeAll()
         } else {
             state.memtable.apply(group.entries.lazy.map(\.entry))
-            for (key, entry) in group.entries where state.overlay[key] === entry {
-                state.overlay[key] = nil
+            for (key, entry) in group.entries where state.overlay[OverlayKey(key)] === entry {
+                state.overlay[OverlayKey(key)] = nil
             }
             counters.commitsAcknowledged.add(group.waiters.count, ordering: .relaxed)
             let sealed = sealIfFull()
@@ -449,6 +456,20 @@ final class CommitPipeline: Sendable {
         if state.failure == nil {
             do { try timedSync(logWriter.currentFile) } catch { throw .io(error) }
         }
+    }
+}
+
+/// A key in `CommitPipeline.State.overlay`, hashed as one run of bytes
+/// (an `[UInt8]` key hashes byte by byte: several times slower).
+struct OverlayKey: Hashable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }
 

@@ -262,8 +262,10 @@ enum RadixTreeChild<Leaf: RadixTreeLeaf> {
 
 /// One inner node. Its `kind` decides how `keys` and `slots` are laid out:
 ///
-/// - `.node4`, `.node16`: `keys[i]` is the byte leading to `slots[i]`, both
-///   dense and sorted by byte, `count` entries.
+/// - `.node4`, `.node16`: `smallKeys[i]` is the byte leading to `slots[i]`,
+///   both dense and sorted by byte, `count` entries. The bytes sit inside
+///   the node object (no separate allocation, one cache miss fewer per
+///   level on the way down); `keys` stays empty.
 /// - `.node48`: `keys` has 256 entries; `keys[b]` is 0 for no child, else
 ///   the index + 1 of the child in `slots` (48 entries).
 /// - `.node256`: `slots[b]` is the child for byte `b` (256 entries).
@@ -290,6 +292,7 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
     @exclusivity(unchecked) private(set) var kind: Kind
     @exclusivity(unchecked) private(set) var count = 0
     @exclusivity(unchecked) private var keys: [UInt8]
+    @exclusivity(unchecked) private var smallKeys = InlineArray<16, UInt8>(repeating: 0)
     @exclusivity(unchecked) private var slots: [Child?]
 
     init(prefix: [UInt8], kind: Kind = .node4) {
@@ -298,10 +301,10 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
         self.kind = kind
         switch kind {
         case .node4:
-            keys = []; keys.reserveCapacity(4)
+            keys = []
             slots = []; slots.reserveCapacity(4)
         case .node16:
-            keys = []; keys.reserveCapacity(16)
+            keys = []
             slots = []; slots.reserveCapacity(16)
         case .node48:
             keys = [UInt8](repeating: 0, count: 256)
@@ -335,9 +338,7 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
             let slot: Int
             switch kind {
             case .node4, .node16:
-                guard let index = keys.withUnsafeBufferPointer({ keys in (0..<count).first { keys[$0] == byte } }) else {
-                    return .miss
-                }
+                guard let index = smallKeyIndex(of: byte) else { return .miss }
                 slot = index
             case .node48:
                 let index = keys[Int(byte)]
@@ -374,11 +375,15 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
         }
     }
 
+    private func smallKeyIndex(of byte: UInt8) -> Int? {
+        for index in 0..<count where smallKeys[index] == byte { return index }
+        return nil
+    }
+
     func child(for byte: UInt8) -> Child? {
         switch kind {
         case .node4, .node16:
-            for index in 0..<count where keys[index] == byte { return slots[index] }
-            return nil
+            return smallKeyIndex(of: byte).map { slots[$0] } ?? nil
         case .node48:
             let slot = keys[Int(byte)]
             return slot == 0 ? nil : slots[Int(slot) - 1]
@@ -392,8 +397,13 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
         switch kind {
         case .node4, .node16:
             var position = 0
-            while position < count && keys[position] < byte { position += 1 }
-            keys.insert(byte, at: position)
+            while position < count && smallKeys[position] < byte { position += 1 }
+            var index = count
+            while index > position {
+                smallKeys[index] = smallKeys[index - 1]
+                index -= 1
+            }
+            smallKeys[position] = byte
             slots.insert(child, at: position)
         case .node48:
             var free = 0
@@ -409,10 +419,7 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
     func replaceChild(for byte: UInt8, with child: Child) {
         switch kind {
         case .node4, .node16:
-            for index in 0..<count where keys[index] == byte {
-                slots[index] = child
-                return
-            }
+            if let index = smallKeyIndex(of: byte) { slots[index] = child }
         case .node48:
             slots[Int(keys[Int(byte)]) - 1] = child
         case .node256:
@@ -423,8 +430,8 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
     func removeChild(for byte: UInt8) {
         switch kind {
         case .node4, .node16:
-            guard let index = keys[0..<count].firstIndex(of: byte) else { return }
-            keys.remove(at: index)
+            guard let index = smallKeyIndex(of: byte) else { return }
+            for later in index..<(count - 1) { smallKeys[later] = smallKeys[later + 1] }
             slots.remove(at: index)
         case .node48:
             let slot = keys[Int(byte)]
@@ -443,7 +450,7 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
     func forEachChild(_ body: (UInt8, Child) throws -> Bool) rethrows -> Bool {
         switch kind {
         case .node4, .node16:
-            for index in 0..<count where try !body(keys[index], slots[index]!) { return false }
+            for index in 0..<count where try !body(smallKeys[index], slots[index]!) { return false }
         case .node48:
             for byte in 0..<256 where keys[byte] != 0 {
                 if try !body(UInt8(byte), slots[Int(keys[byte]) - 1]!) { return false }
