@@ -183,7 +183,7 @@ def main():
             server.stop()
             restart[kind] = server.start()
             server.stop()
-        print(f"\nIdem vs Redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}"
+        print(f"\nIdem vs Redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2].removeprefix('v=')}"
               f" — {args.requests} requests, 50 clients, 1M-key space, 64 B values, medians of {args.runs} runs")
         print(f"{'workload':56} {'Idem ops/s':>11} {'Redis ops/s':>11} {'ratio':>6} {'Idem p50/p99 ms':>16} {'Redis p50/p99 ms':>17}")
         for name, idem, redis in rows:
