@@ -150,6 +150,7 @@ final class Maintenance: Sendable {
             report.walSegmentsDeleted += deleteWALSegments(below: oldest.firstUncoveredSegment, versions: versions)
             pipeline.withLock { $0 }?.wakeStalledWriters()
         }
+        if report.flushes > 0 { MemoryRelease.returnFreedMemory() }
     }
 
     /// Deletes the WAL segments a flush made obsolete (best effort: any
