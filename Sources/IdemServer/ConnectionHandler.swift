@@ -20,8 +20,8 @@ struct DrainEvent: Sendable {}
 ///   connection has completed, so it sees their writes (writes themselves
 ///   are ordered by the engine's commit pipeline and may overlap).
 /// - Everything here runs on the channel's event loop; command handlers
-///   that need the disk or a durable write hand back a future instead of
-///   blocking it.
+///   that need the disk or a durable write hand back a `PendingReply`
+///   instead of blocking it.
 /// - Writes under `everysec`/`never` reach the log in one append per
 ///   event-loop iteration: a batch that issued any waits for the task it
 ///   queues, which runs after every channel of the iteration has been read
@@ -41,7 +41,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let server: ServerContext
     private let parser: RESPRequestParser
     private var session: Session?
-    /// How replies completed elsewhere reach this channel's event loop.
+    /// How replies completed elsewhere reach this channel's event loop;
+    /// set with `session`, before any command runs.
     private var mailbox: LoopMailbox?
     /// Bytes read and not yet parsed: the channel's receive buffer itself
     /// (no copy) until a batch ends with an incomplete command, whose bytes

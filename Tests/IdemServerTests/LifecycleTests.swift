@@ -151,13 +151,19 @@ struct LifecycleTests {
                 try http.send("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 return http.readToEnd()
             }
+            // Connections land on different event loops; each loop counts
+            // in its own shard, and the scrape adds them up.
+            let others = try (0..<3).map { _ in try server.client() }
+            for other in others { _ = try other.call("SET", "k", "w") }
             let metrics = try get("/metrics")
             #expect(metrics.hasPrefix("HTTP/1.1 200 OK"))
-            #expect(metrics.contains(#"idem_commands_total{command="set",outcome="ok"} 1"#))
+            #expect(metrics.contains(#"idem_commands_total{command="set",outcome="ok"} 4"#))
+            #expect(metrics.contains(#"idem_command_duration_seconds_bucket{command="set",le="+Inf"} 4"#))
             #expect(metrics.contains("idem_keyspace_hits_total 1") && metrics.contains("idem_keyspace_misses_total 1"))
             #expect(metrics.contains("idem_idempotency_acquired_total 1"))
             #expect(metrics.contains(#"idem_command_duration_seconds_count{command="get"} 2"#))
             #expect(metrics.contains("idem_memtable_entries 2"))
+            #expect(metrics.contains("idem_net_input_bytes_total ") && !metrics.contains("idem_net_input_bytes_total 0\n"))
             #expect(try get("/healthz").hasPrefix("HTTP/1.1 200 OK"))
             #expect(try get("/readyz").hasSuffix("ready\n"))
             #expect(try get("/nope").hasPrefix("HTTP/1.1 404"))
