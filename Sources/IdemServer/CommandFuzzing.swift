@@ -38,7 +38,7 @@ public final class CommandFuzzing {
         let loop = group.next()
         let user = context.users.initialUser
         self.loop = loop
-        let metrics = context.metrics.shard(for: loop as AnyObject)
+        let metrics = context.metrics.shard(for: loop)
         session = try loop.submit {
             NIOLoopBound(Session(info: ClientInfo(id: 1, remoteAddress: "fuzz", localAddress: "fuzz", connectedAt: 0),
                                  user: user, metrics: metrics), eventLoop: loop)

@@ -94,7 +94,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         mailbox = server.mailbox(for: context.eventLoop)
         server.metrics.countConnection(accepted: true)
         session = Session(info: info, user: server.users.initialUser,
-                          metrics: server.metrics.shard(for: context.eventLoop as AnyObject))
+                          metrics: server.metrics.shard(for: context.eventLoop))
         context.fireChannelActive()
     }
 
@@ -238,7 +238,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             reply(value)
             closeAfterReplies = true
         case .pending(let pending):
-            awaitingLogWrite = server.engine.options.deferLogWrites && server.engine.options.durability != .always
+            awaitingLogWrite = server.engine.options.defersLogWrites
             let id = firstSlotID + pendingReplies
             slots.append(.waiting)
             let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)

@@ -24,7 +24,7 @@ final class ServerContext: Sendable {
     /// (`CommandName` hashes two words, not a String).
     private let commandsByIndex: [Command]
     private let commandIndexes: [CommandName: Int]
-    private let mailboxes = Mutex<[ObjectIdentifier: LoopMailbox]>([:])
+    private let mailboxes = PerEventLoop { LoopMailbox(eventLoop: $0) }
     /// Set once the server stops taking commands (graceful shutdown).
     let draining = Atomic<Bool>(false)
 
@@ -48,13 +48,7 @@ final class ServerContext: Sendable {
 
     /// The mailbox through which other threads hand replies to `eventLoop`.
     func mailbox(for eventLoop: any EventLoop) -> LoopMailbox {
-        mailboxes.withLock { mailboxes in
-            let key = ObjectIdentifier(eventLoop as AnyObject)
-            if let mailbox = mailboxes[key] { return mailbox }
-            let mailbox = LoopMailbox(eventLoop: eventLoop)
-            mailboxes[key] = mailbox
-            return mailbox
-        }
+        mailboxes.value(for: eventLoop)
     }
 
     func engineKey(namespace: [UInt8], key: [UInt8]) -> [UInt8] {

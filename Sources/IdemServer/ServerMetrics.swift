@@ -1,5 +1,6 @@
 import CoreMetrics
 import Metrics
+import NIOCore
 import Prometheus
 import Synchronization
 
@@ -21,7 +22,7 @@ final class ServerMetrics: Sendable {
 
     /// `CommandTable.names`, and "unknown" last.
     private let commandNames: [String]
-    private let shards = Mutex<[ObjectIdentifier: MetricsShard]>([:])
+    private let shards: PerEventLoop<MetricsShard>
 
     /// Plain numbers for INFO (Prometheus counters are write-only from here).
     private let totals = Totals()
@@ -38,17 +39,14 @@ final class ServerMetrics: Sendable {
         failedAuthentications = counter("idem_failed_auth_total")
         protocolErrors = counter("idem_protocol_errors_total")
         slowReadersDisconnected = counter("idem_slow_readers_disconnected_total")
+        let slots = commandNames.count + 1
         self.commandNames = commandNames + ["unknown"]
+        shards = PerEventLoop { _ in MetricsShard(commandCount: slots) }
     }
 
-    /// The shard of the event loop identified by `owner` (made on first use).
-    func shard(for owner: AnyObject) -> MetricsShard {
-        shards.withLock { shards in
-            if let shard = shards[ObjectIdentifier(owner)] { return shard }
-            let shard = MetricsShard(commandCount: commandNames.count)
-            shards[ObjectIdentifier(owner)] = shard
-            return shard
-        }
+    /// The shard of `eventLoop` (made on first use).
+    func shard(for eventLoop: any EventLoop) -> MetricsShard {
+        shards.value(for: eventLoop)
     }
 
     /// The slot for command `index` (-1: unknown command).
@@ -77,7 +75,7 @@ final class ServerMetrics: Sendable {
     }
 
     func snapshot() -> Snapshot {
-        let all = shards.withLock { Array($0.values) }
+        let all = shards.all
         func sum(_ total: MetricsShard.Total) -> Int { all.reduce(0) { $0 + $1.load(total) } }
         return Snapshot(commands: sum(.commands), errorReplies: sum(.errorReplies),
                         connectionsAccepted: totals.accepted.load(ordering: .relaxed),
@@ -91,7 +89,7 @@ final class ServerMetrics: Sendable {
     /// hits and misses, and per command (those run at least once) the
     /// count by outcome and a latency histogram.
     func exposition() -> String {
-        let all = shards.withLock { Array($0.values) }
+        let all = shards.all
         let snapshot = snapshot()
         var text = ""
         func counter(_ name: String, _ help: String, _ value: Int) {

@@ -105,4 +105,18 @@ import Testing
         #expect(try engine.get(bytes("k0"))?.value == bytes("again"))
         try engine.close()
     }
+
+    @Test func aFlushWritesWhatWaitsForTheLogFirst() async throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store))
+        let outcomes = Outcomes()
+        engine.write(WriteBatch(.init(kind: .value, key: bytes("k"), value: bytes("v"), expiresAt: nil))) {
+            outcomes.record(0, $0)
+        }
+        try await engine.flush()
+        #expect(outcomes.count == 1 && outcomes.failures == 0, "the flush wrote and completed the waiting write")
+        #expect(engine.statistics.tables == 1, "and it is in the flushed table")
+        #expect(try engine.get(bytes("k"))?.value == bytes("v"))
+        try engine.close()
+    }
 }

@@ -101,7 +101,7 @@ final class CommitPipeline: Sendable {
 
     /// Whether commits wait in `pending` for a group write (the commit
     /// thread's, or `writeDeferred()`'s) rather than being logged inline.
-    private var queuesCommits: Bool { options.durability == .always || options.deferLogWrites }
+    private var queuesCommits: Bool { options.durability == .always || options.defersLogWrites }
 
     var lastSequence: UInt64 { lock.withLock { state.nextSequence - 1 } }
     var readOnlyReason: String? {
@@ -314,7 +314,7 @@ final class CommitPipeline: Sendable {
     /// under `lock`: it is a copy into the OS page cache, and holding the
     /// lock keeps the log in sequence order with a single writer.
     func writeDeferred() {
-        guard options.deferLogWrites && options.durability != .always else { return }
+        guard options.defersLogWrites else { return }
         lock.lock()
         defer { lock.unlock() }
         guard !state.pending.isEmpty, !state.closed else { return }
@@ -373,10 +373,18 @@ final class CommitPipeline: Sendable {
     /// Waits for pending group commits first, so that everything committed
     /// before the call is in the sealed memtable.
     func sealNow() throws(EngineError) {
-        writeDeferred()
         lock.lock()
         defer { lock.unlock() }
-        while !state.pending.isEmpty && state.failure == nil { lock.wait(nanoseconds: 1_000_000) }
+        while !state.pending.isEmpty && state.failure == nil {
+            if options.defersLogWrites {
+                // Nobody else may be about to write them: do it here.
+                lock.unlock()
+                writeDeferred()
+                lock.lock()
+            } else {
+                lock.wait(nanoseconds: 1_000_000)
+            }
+        }
         if let failure = state.failure { throw failure }
         if state.closing { throw .closed }
         guard state.memtable.count > 0 else { return }
@@ -444,7 +452,7 @@ final class CommitPipeline: Sendable {
         guard !state.closed else { return }
         state.closing = true
         lock.broadcast()
-        if options.deferLogWrites && !state.pending.isEmpty {
+        if options.defersLogWrites && !state.pending.isEmpty {
             // Commits already accepted get their write; new ones are refused.
             lock.unlock()
             writeDeferred()

@@ -31,6 +31,9 @@ public struct EngineOptions: Sendable {
     /// callers of the completion-handler methods must. No effect under
     /// `.always` (the commit thread groups writes anyway).
     public var deferLogWrites = false
+
+    /// Whether `deferLogWrites` is in effect (it is not under `.always`).
+    public var defersLogWrites: Bool { deferLogWrites && durability != .always }
     public var recovery: RecoveryMode = .strict
     public var maxKeySize = 1024
     public var maxValueSize = 8 << 20
