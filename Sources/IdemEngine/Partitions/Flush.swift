@@ -2,9 +2,10 @@
 ///
 /// Placement (the rule `Version` documents): an entry goes to the later
 /// of its natural partition (by expiry) and the latest partition already
-/// holding an older version of its key. Two kinds of entry need no table:
-/// a tombstone when no table holds the key (nothing to shadow), and an
-/// entry already expired when no table holds the key.
+/// holding an older version of its key. A *dead* entry — a tombstone, or
+/// one already expired — needs no table when no table holds its key at
+/// all (nothing to shadow); otherwise it is written like any other, since
+/// an older version in any partition, even its own, may expire later.
 struct Flush {
     let versions: VersionSet
     let layout: PartitionLayout
@@ -27,23 +28,18 @@ struct Flush {
             for entry in sealed.memtable.allEntries() {
                 maxSequence = max(maxSequence, entry.sequence)
                 let natural = entry.isTombstone ? nil : layout.naturalEnd(forExpiry: entry.expiresAt)
+                // A dead entry (tombstone or expired) must be kept while any
+                // table holds an older version of its key — in any partition,
+                // its own included: that version may outlive it.
+                let dead = entry.isTombstone || entry.isExpired(at: now)
                 let holder = try entry.withKeyBytes { key throws(EngineError) in
-                    try version.latestPartitionHolding(key, after: natural ?? .min)
+                    try version.latestPartitionHolding(key, after: dead ? .min : natural!)
                 }
-                let target: Int64
-                if let natural {
-                    if holder == nil && entry.isExpired(at: now) {
-                        outcome.entriesDropped += 1
-                        continue
-                    }
-                    target = max(natural, holder ?? natural)
-                } else {
-                    guard let holder else {
-                        outcome.entriesDropped += 1
-                        continue
-                    }
-                    target = holder
+                if dead && holder == nil {
+                    outcome.entriesDropped += 1
+                    continue
                 }
+                let target = max(natural ?? .min, holder ?? .min)
                 let writer: TableFileWriter
                 if let existing = writers[target] {
                     writer = existing
