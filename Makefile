@@ -4,12 +4,13 @@ DATA_DIR ?= ./idem-data
 
 .PHONY: deps compat-deps build test run release benchmarks fuzz clean
 
-# The two C libraries the engine links (lz4, zstd); apt only when missing.
+# The C libraries: lz4 and zstd (the engine), jemalloc (the server's
+# allocator); apt only when missing.
 deps:
-	@if ! pkg-config --exists liblz4 libzstd 2>/dev/null; then \
-		echo "installing liblz4-dev libzstd-dev"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq liblz4-dev libzstd-dev pkg-config; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq liblz4-dev libzstd-dev pkg-config; fi; \
+	@if ! pkg-config --exists liblz4 libzstd jemalloc 2>/dev/null; then \
+		echo "installing liblz4-dev libzstd-dev libjemalloc-dev"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq liblz4-dev libzstd-dev libjemalloc-dev pkg-config; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq liblz4-dev libzstd-dev libjemalloc-dev pkg-config; fi; \
 	fi
 
 # What the compatibility suite drives the server with: redis-cli and

@@ -3,6 +3,8 @@
 // Module graph (arrows point down only):
 //
 //   idem (CLI) -> IdemServer -> Idempotency -> IdemEngine -> CZstd, CLZ4 (system libraries)
+//     +-> CJemalloc (Linux: the server's allocator, as Redis's; the libraries
+//                    leave the allocator to whoever embeds them)
 //                    |             |
 //                    |             +-> Crypto (HMAC for issued keys)
 //                    +-> RESP (the Redis protocol codec: pure, bytes in,
@@ -44,6 +46,11 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        .systemLibrary(
+            name: "CJemalloc",
+            pkgConfig: "jemalloc",
+            providers: [.apt(["libjemalloc-dev"])]
+        ),
         .target(
             name: "IdemEngine",
             dependencies: ["CZstd", "CLZ4"]
@@ -79,6 +86,7 @@ let package = Package(
                 "IdemEngine",
                 "Idempotency",
                 "IdemServer",
+                .target(name: "CJemalloc", condition: .when(platforms: [.linux])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

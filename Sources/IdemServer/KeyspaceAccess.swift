@@ -32,10 +32,8 @@ extension Invocation {
             var values: [TypedValue?] = []
             values.reserveCapacity(keys.count)
             for key in engineKeys {
-                let cached: Engine.CachedRead
-                do throws(EngineError) { cached = try engine.get(ifCached: key) } catch { throw ReplyError(reply: .engineFailure(error)) }
-                guard case .value(let stored) = cached else { break }
-                values.append(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
+                guard let value = try Self.readCached(key, from: engine) else { break }
+                values.append(value)
             }
             if values.count == keys.count { return .reply(try body(values)) }
         } catch {
@@ -43,16 +41,43 @@ extension Invocation {
         }
         return offload {
             do throws(ReplyError) {
-                let values = try engineKeys.map { key throws(ReplyError) -> TypedValue? in
-                    let stored: StoredValue?
-                    do throws(EngineError) { stored = try engine.get(key) } catch { throw ReplyError(reply: .engineFailure(error)) }
-                    return try stored.map { stored throws(ReplyError) in try Self.typed(stored) }
-                }
-                return try body(values)
+                return try body(try engineKeys.map { key throws(ReplyError) in try Self.read(key, from: engine) })
             } catch {
                 return error.reply
             }
         }
+    }
+
+    /// `withValues` for one key (the common case, without the arrays).
+    func withValue(of key: [UInt8], _ body: @escaping @Sendable (TypedValue?) throws(ReplyError) -> RESPValue) -> CommandResult {
+        let engine = server.engine
+        let engineKey = engineKey(key)
+        do throws(ReplyError) {
+            if let value = try Self.readCached(engineKey, from: engine) { return .reply(try body(value)) }
+        } catch {
+            return .reply(error.reply)
+        }
+        return offload {
+            do throws(ReplyError) {
+                return try body(try Self.read(engineKey, from: engine))
+            } catch {
+                return error.reply
+            }
+        }
+    }
+
+    /// The live value of `key` if answering needs no disk read; nil if it does.
+    private static func readCached(_ key: [UInt8], from engine: Engine) throws(ReplyError) -> TypedValue?? {
+        let cached: Engine.CachedRead
+        do throws(EngineError) { cached = try engine.get(ifCached: key) } catch { throw ReplyError(reply: .engineFailure(error)) }
+        guard case .value(let stored) = cached else { return nil }
+        return .some(try stored.map { stored throws(ReplyError) in try typed(stored) })
+    }
+
+    private static func read(_ key: [UInt8], from engine: Engine) throws(ReplyError) -> TypedValue? {
+        let stored: StoredValue?
+        do throws(EngineError) { stored = try engine.get(key) } catch { throw ReplyError(reply: .engineFailure(error)) }
+        return try stored.map { stored throws(ReplyError) in try typed(stored) }
     }
 
     static func typed(_ stored: StoredValue) throws(ReplyError) -> TypedValue {

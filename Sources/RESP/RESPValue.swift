@@ -1,6 +1,6 @@
 /// A reply in the Redis serialization protocol. RESP3-only kinds are
 /// downgraded by `RESPEncoder` when the connection speaks RESP2.
-public indirect enum RESPValue: Sendable, Equatable {
+public enum RESPValue: Sendable, Equatable {
     case simpleString(String)
     /// `-PREFIX message`: the first word is the error code clients match on.
     case error(String)

@@ -79,7 +79,8 @@ struct Serve: AsyncParsableCommand {
         } else if ProcessInfo.processInfo.environment["IDEM_KEY_SECRET"] != nil {
             configuration.keyGenerator = try KeyGenerator.loadingSecret(fromEnvironment: "IDEM_KEY_SECRET")
         }
-        logger.info("starting idem", metadata: ["configuration": "\(configuration.loggableDescription)"])
+        logger.info("starting idem", metadata: ["configuration": "\(configuration.loggableDescription)",
+                                                "allocator": "\(Allocator.description)"])
 
         let server: IdemServer
         do {

@@ -95,7 +95,7 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
                 if ByteOrder.equal(existingKey, key) { return (.leaf(leaf), existing) }
                 // Two keys in one slot: a new node holds their common bytes.
                 let common = commonPrefixLength(existingKey, key, from: depth)
-                let node = Node(prefix: Array(key[depth..<(depth + common)]))
+                let node = Node.make(prefix: Array(key[depth..<(depth + common)]))
                 let split = depth + common
                 node.place(existing, key: existingKey, at: split)
                 node.place(leaf, key: key, at: split)
@@ -106,7 +106,7 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
             if matched < node.prefix.count {
                 // The key leaves this node's compressed path part-way: a new
                 // parent takes the shared part, the old node keeps the rest.
-                let parent = Node(prefix: Array(node.prefix[0..<matched]))
+                let parent = Node.make(prefix: Array(node.prefix[0..<matched]))
                 let branchByte = node.prefix[matched]
                 node.prefix = Array(node.prefix[(matched + 1)...])
                 parent.addChild(.node(node), for: branchByte)
@@ -260,19 +260,51 @@ enum RadixTreeChild<Leaf: RadixTreeLeaf> {
     }
 }
 
-/// One inner node. Its `kind` decides how `keys` and `slots` are laid out:
-///
-/// - `.node4`, `.node16`: `smallKeys[i]` is the byte leading to `slots[i]`,
-///   both dense and sorted by byte, `count` entries. The bytes sit inside
-///   the node object (no separate allocation, one cache miss fewer per
-///   level on the way down); `keys` stays empty.
-/// - `.node48`: `keys` has 256 entries; `keys[b]` is 0 for no child, else
-///   the index + 1 of the child in `slots` (48 entries).
-/// - `.node256`: `slots[b]` is the child for byte `b` (256 entries).
-final class RadixTreeNode<Leaf: RadixTreeLeaf> {
-    typealias Child = RadixTreeChild<Leaf>
+/// An inner node's fan-out. The capacity is both the most children the
+/// node takes and the number of child slots allocated with it.
+enum RadixTreeNodeKind {
+    case node4, node16, node48, node256
 
-    enum Kind { case node4, node16, node48, node256 }
+    var capacity: Int {
+        switch self {
+        case .node4: 4
+        case .node16: 16
+        case .node48: 48
+        case .node256: 256
+        }
+    }
+}
+
+struct RadixTreeNodeHeader<Leaf: RadixTreeLeaf> {
+    var prefix: [UInt8]
+    var terminal: Leaf?
+    let kind: RadixTreeNodeKind
+    var count = 0
+    /// `.node4`, `.node16`: the byte leading to each slot, sorted.
+    var smallKeys = InlineArray<16, UInt8>(repeating: 0)
+    /// `.node48`: slot index + 1 for each byte, 0 for none (256 entries).
+    var keys: [UInt8]
+}
+
+/// One inner node: a header, then its child slots in the same allocation
+/// (one cache miss per level on the way down, not one for the node and
+/// another for a separate child array). The `kind` decides the layout:
+///
+/// - `.node4`, `.node16`: `smallKeys[i]` is the byte leading to slot `i`,
+///   both dense and sorted by byte, `count` entries.
+/// - `.node48`: `keys[b]` is 0 for no child, else the slot index + 1.
+/// - `.node256`: slot `b` is the child for byte `b`.
+///
+/// Invariant: every one of the `kind.capacity` slots is initialized (nil
+/// when empty) from `make` to `deinit`.
+///
+/// Header and slots are reached through pointers, never the `header`
+/// property: the tree's owner serialises writers and excludes them from
+/// readers (the memtable's lock), which is what the runtime exclusivity
+/// checks on a class property would enforce, at a cost on every step.
+final class RadixTreeNode<Leaf: RadixTreeLeaf>: ManagedBuffer<RadixTreeNodeHeader<Leaf>, RadixTreeChild<Leaf>?> {
+    typealias Child = RadixTreeChild<Leaf>
+    typealias Kind = RadixTreeNodeKind
 
     /// Where a lookup goes next from this node.
     enum Step {
@@ -281,83 +313,86 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
         case node(Unmanaged<RadixTreeNode>)
     }
 
-    // Unchecked exclusivity: the tree's owner serialises writers and
-    // excludes them from readers (the memtable's lock), which is what the
-    // runtime checks would enforce, at a cost on every lookup step.
-    @exclusivity(unchecked) var prefix: [UInt8] {
-        didSet { prefixLength = prefix.count }
+    static func make(prefix: [UInt8], kind: Kind = .node4) -> RadixTreeNode {
+        let buffer = create(minimumCapacity: kind.capacity) { _ in
+            RadixTreeNodeHeader(prefix: prefix, terminal: nil, kind: kind,
+                                keys: kind == .node48 ? [UInt8](repeating: 0, count: 256) : [])
+        }
+        buffer.withUnsafeMutablePointerToElements { $0.initialize(repeating: nil, count: kind.capacity) }
+        return unsafeDowncast(buffer, to: RadixTreeNode.self)
     }
-    @exclusivity(unchecked) private(set) var prefixLength: Int
-    @exclusivity(unchecked) var terminal: Leaf?
-    @exclusivity(unchecked) private(set) var kind: Kind
-    @exclusivity(unchecked) private(set) var count = 0
-    @exclusivity(unchecked) private var keys: [UInt8]
-    @exclusivity(unchecked) private var smallKeys = InlineArray<16, UInt8>(repeating: 0)
-    @exclusivity(unchecked) private var slots: [Child?]
 
-    init(prefix: [UInt8], kind: Kind = .node4) {
-        self.prefix = prefix
-        self.prefixLength = prefix.count
-        self.kind = kind
-        switch kind {
-        case .node4:
-            keys = []
-            slots = []; slots.reserveCapacity(4)
-        case .node16:
-            keys = []
-            slots = []; slots.reserveCapacity(16)
-        case .node48:
-            keys = [UInt8](repeating: 0, count: 256)
-            slots = [Child?](repeating: nil, count: 48)
-        case .node256:
-            keys = []
-            slots = [Child?](repeating: nil, count: 256)
+    deinit {
+        withUnsafeMutablePointers { header, slots in
+            _ = slots.deinitialize(count: header.pointee.kind.capacity)
         }
     }
+
+    @inline(__always) private var head: UnsafeMutablePointer<RadixTreeNodeHeader<Leaf>> {
+        withUnsafeMutablePointerToHeader { $0 }
+    }
+
+    @inline(__always) private var slots: UnsafeMutablePointer<Child?> {
+        withUnsafeMutablePointerToElements { $0 }
+    }
+
+    var prefix: [UInt8] {
+        get { head.pointee.prefix }
+        set { head.pointee.prefix = newValue }
+    }
+
+    var prefixLength: Int { head.pointee.prefix.count }
+
+    var terminal: Leaf? {
+        get { head.pointee.terminal }
+        set { head.pointee.terminal = newValue }
+    }
+
+    var kind: Kind { head.pointee.kind }
+    var count: Int { head.pointee.count }
 
     var isFull: Bool {
-        switch kind {
-        case .node4: return count == 4
-        case .node16: return count == 16
-        case .node48: return count == 48
-        case .node256: return false
-        }
+        let head = head
+        return head.pointee.kind != .node256 && head.pointee.count == head.pointee.kind.capacity
     }
 
     func prefixMatches(_ key: UnsafeRawBufferPointer, at depth: Int) -> Bool {
-        guard key.count - depth >= prefixLength else { return false }
-        return prefix.withUnsafeBufferPointer { prefix in
+        head.pointee.prefix.withUnsafeBufferPointer { prefix in
+            guard key.count - depth >= prefix.count else { return false }
             for index in 0..<prefix.count where key[depth + index] != prefix[index] { return false }
             return true
         }
     }
 
+    /// The slot index for `byte`, if it has a child.
+    @inline(__always) private func slotIndex(for byte: UInt8) -> Int? {
+        let head = head
+        switch head.pointee.kind {
+        case .node4, .node16:
+            for index in 0..<head.pointee.count where head.pointee.smallKeys[index] == byte { return index }
+            return nil
+        case .node48:
+            let index = head.pointee.keys[Int(byte)]
+            return index == 0 ? nil : Int(index) - 1
+        case .node256:
+            return Int(byte)
+        }
+    }
+
     /// The child for `byte`, as a lookup step, without retaining a node.
     func step(for byte: UInt8) -> Step {
-        slots.withUnsafeBufferPointer { slots in
-            let slot: Int
-            switch kind {
-            case .node4, .node16:
-                guard let index = smallKeyIndex(of: byte) else { return .miss }
-                slot = index
-            case .node48:
-                let index = keys[Int(byte)]
-                guard index != 0 else { return .miss }
-                slot = Int(index) - 1
-            case .node256:
-                slot = Int(byte)
-            }
-            switch slots[slot] {
-            case .none: return .miss
-            case .leaf(let leaf)?: return .leaf(leaf)
-            case .node(let node)?: return .node(Unmanaged.passUnretained(node))
-            }
+        guard let slot = slotIndex(for: byte) else { return .miss }
+        switch slots[slot] {
+        case .none: return .miss
+        case .leaf(let leaf)?: return .leaf(leaf)
+        case .node(let node)?: return .node(Unmanaged.passUnretained(node))
         }
     }
 
     /// How many bytes of `prefix` match `key` from `depth` (stopping at the
     /// key's end).
     func matchedPrefixLength(_ key: UnsafeRawBufferPointer, at depth: Int) -> Int {
+        let prefix = self.prefix
         var index = 0
         while index < prefix.count && depth + index < key.count && key[depth + index] == prefix[index] {
             index += 1
@@ -375,85 +410,75 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
         }
     }
 
-    private func smallKeyIndex(of byte: UInt8) -> Int? {
-        for index in 0..<count where smallKeys[index] == byte { return index }
-        return nil
-    }
-
     func child(for byte: UInt8) -> Child? {
-        switch kind {
-        case .node4, .node16:
-            return smallKeyIndex(of: byte).map { slots[$0] } ?? nil
-        case .node48:
-            let slot = keys[Int(byte)]
-            return slot == 0 ? nil : slots[Int(slot) - 1]
-        case .node256:
-            return slots[Int(byte)]
-        }
+        guard let slot = slotIndex(for: byte) else { return nil }
+        return slots[slot]
     }
 
     /// Adds a child for a byte that has none. The node must not be full.
     func addChild(_ child: Child, for byte: UInt8) {
-        switch kind {
+        let head = head, slots = slots
+        let count = head.pointee.count
+        switch head.pointee.kind {
         case .node4, .node16:
+            precondition(count < head.pointee.kind.capacity)
             var position = 0
-            while position < count && smallKeys[position] < byte { position += 1 }
+            while position < count && head.pointee.smallKeys[position] < byte { position += 1 }
             var index = count
             while index > position {
-                smallKeys[index] = smallKeys[index - 1]
+                head.pointee.smallKeys[index] = head.pointee.smallKeys[index - 1]
+                slots[index] = slots[index - 1]
                 index -= 1
             }
-            smallKeys[position] = byte
-            slots.insert(child, at: position)
+            head.pointee.smallKeys[position] = byte
+            slots[position] = child
         case .node48:
             var free = 0
             while slots[free] != nil { free += 1 }
             slots[free] = child
-            keys[Int(byte)] = UInt8(free + 1)
+            head.pointee.keys[Int(byte)] = UInt8(free + 1)
         case .node256:
             slots[Int(byte)] = child
         }
-        count += 1
+        head.pointee.count += 1
     }
 
     func replaceChild(for byte: UInt8, with child: Child) {
-        switch kind {
-        case .node4, .node16:
-            if let index = smallKeyIndex(of: byte) { slots[index] = child }
-        case .node48:
-            slots[Int(keys[Int(byte)]) - 1] = child
-        case .node256:
-            slots[Int(byte)] = child
-        }
+        guard let slot = slotIndex(for: byte) else { return }
+        slots[slot] = child
     }
 
     func removeChild(for byte: UInt8) {
-        switch kind {
+        let head = head, slots = slots
+        guard let slot = slotIndex(for: byte), slots[slot] != nil else { return }
+        switch head.pointee.kind {
         case .node4, .node16:
-            guard let index = smallKeyIndex(of: byte) else { return }
-            for later in index..<(count - 1) { smallKeys[later] = smallKeys[later + 1] }
-            slots.remove(at: index)
+            let count = head.pointee.count
+            for later in slot..<(count - 1) {
+                head.pointee.smallKeys[later] = head.pointee.smallKeys[later + 1]
+                slots[later] = slots[later + 1]
+            }
+            slots[count - 1] = nil
         case .node48:
-            let slot = keys[Int(byte)]
-            guard slot != 0 else { return }
-            slots[Int(slot) - 1] = nil
-            keys[Int(byte)] = 0
+            slots[slot] = nil
+            head.pointee.keys[Int(byte)] = 0
         case .node256:
-            guard slots[Int(byte)] != nil else { return }
-            slots[Int(byte)] = nil
+            slots[slot] = nil
         }
-        count -= 1
+        head.pointee.count -= 1
     }
 
     /// Children in byte order, until `body` returns false; returns whether
     /// the visit ran to the end.
     func forEachChild(_ body: (UInt8, Child) throws -> Bool) rethrows -> Bool {
-        switch kind {
+        let head = head, slots = slots
+        switch head.pointee.kind {
         case .node4, .node16:
-            for index in 0..<count where try !body(smallKeys[index], slots[index]!) { return false }
+            for index in 0..<head.pointee.count where try !body(head.pointee.smallKeys[index], slots[index]!) { return false }
         case .node48:
-            for byte in 0..<256 where keys[byte] != 0 {
-                if try !body(UInt8(byte), slots[Int(keys[byte]) - 1]!) { return false }
+            for byte in 0..<256 {
+                let slot = head.pointee.keys[byte]
+                if slot != 0, try !body(UInt8(byte), slots[Int(slot) - 1]!) { return false }
             }
         case .node256:
             for byte in 0..<256 {
@@ -504,7 +529,7 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf> {
     }
 
     private func resized(to kind: Kind) -> RadixTreeNode {
-        let node = RadixTreeNode(prefix: prefix, kind: kind)
+        let node = RadixTreeNode.make(prefix: prefix, kind: kind)
         node.terminal = terminal
         _ = forEachChild { byte, child in
             node.addChild(child, for: byte)

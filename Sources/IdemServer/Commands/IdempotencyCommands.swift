@@ -101,8 +101,8 @@ enum IdempotencyCommands {
             return .reply(.idempotencyFailure(error))
         }
         let server = call.server
-        return call.withValues(of: [call[1]]) { values throws(ReplyError) in
-            guard let current = values[0] else { return .null }
+        return call.withValue(of: call[1]) { value throws(ReplyError) in
+            guard let current = value else { return .null }
             guard current.type == .idempotencyRecord else { return .wrongType }
             let record: IdempotencyRecord
             do throws(IdempotencyError) { record = try IdempotencyStore.record(from: current.stored.value) } catch { return .idempotencyFailure(error) }

@@ -70,15 +70,15 @@ enum KeyCommands {
     }
 
     static func type(_ call: Invocation) -> CommandResult {
-        call.withValues(of: [call[1]]) { values throws(ReplyError) in
-            .simpleString(values[0]?.type.name ?? "none")
+        call.withValue(of: call[1]) { value throws(ReplyError) in
+            .simpleString(value?.type.name ?? "none")
         }
     }
 
     static func timeToLive(_ call: Invocation, unit: Int64, absolute: Bool) -> CommandResult {
         let server = call.server
-        return call.withValues(of: [call[1]]) { values throws(ReplyError) in
-            guard let current = values[0] else { return .integer(-2) }
+        return call.withValue(of: call[1]) { value throws(ReplyError) in
+            guard let current = value else { return .integer(-2) }
             guard let expiresAt = current.stored.expiresAt else { return .integer(-1) }
             if absolute { return .integer(expiresAt / unit) }
             let remaining = max(0, expiresAt - server.now)

@@ -120,8 +120,8 @@ enum StringCommands {
 
     static func get(_ call: Invocation) -> CommandResult {
         let metrics = call.session.metrics
-        return call.withValues(of: [call[1]]) { values throws(ReplyError) in
-            guard let current = values[0] else {
+        return call.withValue(of: call[1]) { value throws(ReplyError) in
+            guard let current = value else {
                 metrics.add(.keyspaceMisses)
                 return .bulkString(nil)
             }
