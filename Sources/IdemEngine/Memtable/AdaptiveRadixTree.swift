@@ -80,12 +80,65 @@ struct AdaptiveRadixTree<Leaf: RadixTreeLeaf> {
             count += 1
             return nil
         }
+        if let inPlace = leaf.withKey({ insertWithoutRestructuring(leaf, key: $0) }) {
+            if inPlace == nil { count += 1 }
+            return inPlace
+        }
         let (replacement, previous) = leaf.withKey { key in
             Self.insert(leaf, key: key, into: root, depth: 0)
         }
         self.root = replacement
         if previous == nil { count += 1 }
         return previous
+    }
+
+    private enum InPlaceStep {
+        case restructure
+        case inserted(replacing: Leaf?)
+        case descend(Unmanaged<Node>)
+    }
+
+    /// The common insertions, done where they land without reference
+    /// counting on the way down (as `find` walks): replacing the leaf of a
+    /// key already present, and adding a leaf to a node with room for it.
+    /// Returns nil, having changed nothing, when the tree's shape must
+    /// change (a prefix split, a full node, two keys meeting in one slot):
+    /// the recursive `insert` handles those.
+    private func insertWithoutRestructuring(_ leaf: Leaf, key: UnsafeRawBufferPointer) -> Leaf?? {
+        guard case .node(let first)? = root else { return nil }
+        var node = Unmanaged.passUnretained(first)
+        var depth = 0
+        while true {
+            let step = node._withUnsafeGuaranteedRef { current -> InPlaceStep in
+                guard current.prefixMatches(key, at: depth) else { return .restructure }
+                depth += current.prefixLength
+                if depth == key.count {
+                    let previous = current.terminal
+                    current.terminal = leaf
+                    return .inserted(replacing: previous)
+                }
+                let byte = key[depth]
+                depth += 1
+                guard let slot = current.slot(for: byte), let occupant = slot.pointee else {
+                    if current.isFull { return .restructure }
+                    current.addChild(.leaf(leaf), for: byte)
+                    return .inserted(replacing: nil)
+                }
+                switch occupant {
+                case .node(let next):
+                    return .descend(Unmanaged.passUnretained(next))
+                case .leaf(let existing):
+                    guard existing.withKey({ ByteOrder.equal($0, key) }) else { return .restructure }
+                    slot.pointee = .leaf(leaf)
+                    return .inserted(replacing: existing)
+                }
+            }
+            switch step {
+            case .restructure: return nil
+            case .inserted(let previous): return .some(previous)
+            case .descend(let next): node = next
+            }
+        }
     }
 
     private static func insert(_ leaf: Leaf, key: UnsafeRawBufferPointer, into child: Child, depth: Int) -> (Child, Leaf?) {
@@ -408,6 +461,12 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf>: ManagedBuffer<RadixTreeNodeHeade
         } else {
             addChild(.leaf(leaf), for: key[depth])
         }
+    }
+
+    /// The slot holding the child for `byte`, if the node has one for it
+    /// (`.node256`: always, possibly empty).
+    func slot(for byte: UInt8) -> UnsafeMutablePointer<Child?>? {
+        slotIndex(for: byte).map { slots + $0 }
     }
 
     func child(for byte: UInt8) -> Child? {

@@ -56,46 +56,72 @@ struct BlockIterator {
     }
 
     /// Moves to the first entry whose key is `>= target`; invalid if none.
+    ///
+    /// The hot path of every table read: the binary search compares the
+    /// keys at restart points where they lie (a restart entry shares no
+    /// prefix, so its key is its suffix), and the whole seek reads the block
+    /// through one pointer — no slice, copy or reference count per entry.
     mutating func seek(_ target: UnsafeRawBufferPointer) throws(TableCorruption) {
-        // Binary search for the last restart point whose key is < target.
-        var low = 0
-        var high = block.restartCount - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            nextOffset = block.restart(middle)
-            key.removeAll(keepingCapacity: true)
-            try next()
-            if ByteOrder.compare(key, target) < 0 { low = middle } else { high = middle - 1 }
+        let block = self.block
+        let result = block.bytes.withUnsafeBytes { raw in
+            Result { () throws(TableCorruption) in
+                var low = 0
+                var high = block.restartCount - 1
+                while low < high {
+                    let middle = (low + high + 1) / 2
+                    let offset = Int(raw.loadFixed32(at: block.restartsOffset + middle * 4))
+                    let entry = try Self.decode(raw, at: offset, limit: block.restartsOffset, keyCount: 0)
+                    if ByteOrder.compare(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]), target) < 0 {
+                        low = middle
+                    } else {
+                        high = middle - 1
+                    }
+                }
+                nextOffset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
+                key.removeAll(keepingCapacity: true)
+                try step(raw)
+                while isValid && ByteOrder.compare(key, target) < 0 { try step(raw) }
+            }
         }
-        nextOffset = block.restart(low)
-        key.removeAll(keepingCapacity: true)
-        try next()
-        while isValid && ByteOrder.compare(key, target) < 0 { try next() }
+        try result.get()
     }
 
     /// Decodes the entry at `nextOffset`; invalid past the last entry.
     mutating func next() throws(TableCorruption) {
+        let result = block.bytes.withUnsafeBytes { raw in
+            Result { () throws(TableCorruption) in try step(raw) }
+        }
+        try result.get()
+    }
+
+    /// `next` on the block's bytes.
+    private mutating func step(_ raw: UnsafeRawBufferPointer) throws(TableCorruption) {
         guard nextOffset < block.restartsOffset else {
             isValid = false
             return
         }
-        let limit = block.restartsOffset
-        let decoded = block.bytes.withUnsafeBytes { raw -> (shared: Int, suffix: Range<Int>, value: Range<Int>)? in
-            var cursor = ByteCursor(UnsafeRawBufferPointer(rebasing: raw[..<limit]), offset: nextOffset)
-            guard let shared = cursor.readVarint(), let unshared = cursor.readVarint(),
-                  let valueLength = cursor.readVarint(),
-                  shared <= UInt64(key.count), unshared <= UInt64(cursor.remaining),
-                  valueLength <= UInt64(cursor.remaining) - unshared else { return nil }
-            let suffixStart = cursor.offset
-            let valueStart = suffixStart + Int(unshared)
-            return (Int(shared), suffixStart..<valueStart, valueStart..<(valueStart + Int(valueLength)))
-        }
-        guard let decoded else { throw TableCorruption(detail: "bad block entry at \(nextOffset)") }
-        key.removeLast(key.count - decoded.shared)
-        key.append(contentsOf: block.bytes[decoded.suffix])
-        value = decoded.value
-        nextOffset = decoded.value.upperBound
+        let entry = try Self.decode(raw, at: nextOffset, limit: block.restartsOffset, keyCount: key.count)
+        key.removeLast(key.count - entry.shared)
+        key.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[entry.suffix]))
+        value = entry.value
+        nextOffset = entry.value.upperBound
         isValid = true
+    }
+
+    /// The entry header at `offset`: how much of the previous key (of
+    /// `keyCount` bytes) it shares, where its key suffix and value lie.
+    private static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int, limit: Int,
+                               keyCount: Int) throws(TableCorruption) -> (shared: Int, suffix: Range<Int>, value: Range<Int>) {
+        var cursor = ByteCursor(UnsafeRawBufferPointer(rebasing: raw[..<limit]), offset: offset)
+        guard let shared = cursor.readVarint(), let unshared = cursor.readVarint(),
+              let valueLength = cursor.readVarint(),
+              shared <= UInt64(keyCount), unshared <= UInt64(cursor.remaining),
+              valueLength <= UInt64(cursor.remaining) - unshared else {
+            throw TableCorruption(detail: "bad block entry at \(offset)")
+        }
+        let suffixStart = cursor.offset
+        let valueStart = suffixStart + Int(unshared)
+        return (Int(shared), suffixStart..<valueStart, valueStart..<(valueStart + Int(valueLength)))
     }
 
     func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

@@ -19,7 +19,17 @@ final class ConditionLock: @unchecked Sendable {
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     init() {
-        precondition(pthread_mutex_init(mutex, nil) == 0)
+        var mutexAttributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&mutexAttributes)
+        #if canImport(Glibc)
+        // Adaptive: a contended lock spins briefly before sleeping. The
+        // commit lock is held for a microsecond or two at a time by two
+        // event loops; sleeping and waking in the kernel cost more than
+        // the wait (futex calls were 7 % of a pipelined SET's CPU).
+        pthread_mutexattr_settype(&mutexAttributes, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        #endif
+        precondition(pthread_mutex_init(mutex, &mutexAttributes) == 0)
+        pthread_mutexattr_destroy(&mutexAttributes)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         #if !canImport(Darwin)
