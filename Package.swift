@@ -2,7 +2,8 @@
 //
 // Module graph (arrows point down only):
 //
-//   idem (CLI) -> IdemServer -> Idempotency -> IdemEngine -> CZstd, CLZ4 (system libraries)
+//   idem (CLI) -> IdemServer -> Idempotency -> IdemEngine -> CZstd, CLZ4 (system libraries),
+//                                                           CIdemPosix (header-only Linux calls)
 //     +-> CJemalloc (Linux: the server's allocator, as Redis's; the libraries
 //                    leave the allocator to whoever embeds them)
 //                    |             |
@@ -51,9 +52,11 @@ let package = Package(
             pkgConfig: "jemalloc",
             providers: [.apt(["libjemalloc-dev"])]
         ),
+        // Header-only wrappers of Linux calls Glibc does not import (preadv2).
+        .systemLibrary(name: "CIdemPosix"),
         .target(
             name: "IdemEngine",
-            dependencies: ["CZstd", "CLZ4"]
+            dependencies: ["CZstd", "CLZ4", .target(name: "CIdemPosix", condition: .when(platforms: [.linux]))]
         ),
         .target(name: "RESP"),
         .target(

@@ -63,6 +63,13 @@ public protocol ReadableFile: AnyObject, Sendable {
     var size: Int64 { get }
     /// Exactly `count` bytes at `offset`; a read past the end is an error.
     func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8]
+    /// `read` if it needs no disk I/O (the OS page cache holds every byte);
+    /// nil when it would wait for the disk, or cannot tell.
+    func readIfResident(at offset: Int64, count: Int) -> [UInt8]?
+}
+
+extension ReadableFile {
+    public func readIfResident(at offset: Int64, count: Int) -> [UInt8]? { nil }
 }
 
 public protocol DirectoryLock: AnyObject, Sendable {

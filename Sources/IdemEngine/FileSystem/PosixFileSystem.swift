@@ -1,5 +1,8 @@
 #if canImport(Glibc)
 import Glibc
+#if canImport(CIdemPosix)
+import CIdemPosix
+#endif
 #elseif canImport(Musl)
 import Musl
 #elseif canImport(Darwin)
@@ -177,6 +180,23 @@ private final class PosixReadableFile: ReadableFile {
         }
         if failure != 0 { throw IOFailure(operation: "read", path: path, code: failure) }
         return bytes
+    }
+
+    func readIfResident(at offset: Int64, count: Int) -> [UInt8]? {
+        #if canImport(CIdemPosix)
+        guard offset >= 0, count > 0, offset + Int64(count) <= size else { return nil }
+        var complete = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            // A short read means part of the range is not resident: give up
+            // rather than wait for the rest.
+            let n = idem_pread_resident(fd, buffer.baseAddress!, count, Int(offset))
+            complete = n == count
+            initialized = complete ? count : 0
+        }
+        return complete ? bytes : nil
+        #else
+        return nil
+        #endif
     }
 }
 

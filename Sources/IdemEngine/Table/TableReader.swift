@@ -76,6 +76,13 @@ final class TableReader: Sendable {
         } catch {
             throw .io(error)
         }
+        return try unframe(framed, file: file, fileNumber: fileNumber, handle: handle)
+    }
+
+    /// A block as stored (payload, compression kind, checksum) to its
+    /// decompressed, verified contents.
+    private static func unframe(_ framed: [UInt8], file: any ReadableFile, fileNumber: UInt64,
+                                handle: BlockHandle) throws(EngineError) -> [UInt8] {
         let result = framed.withUnsafeBytes { raw -> Result<[UInt8], TableCorruption> in
             let stored = UnsafeRawBufferPointer(rebasing: raw[0..<Int(handle.size)])
             guard let kind = CompressionKind(rawValue: raw[Int(handle.size)]) else {
@@ -106,9 +113,21 @@ final class TableReader: Sendable {
         }
     }
 
-    /// The data block if it is in the block cache; nil means a disk read.
+    /// The data block if the block cache holds it, or the OS page cache can
+    /// hand it over without waiting for the disk (it is then cached too);
+    /// nil means a disk read. Why the page cache: recently written tables
+    /// sit there, and reading them costs microseconds — far less than
+    /// handing the read to another thread and back.
     func cachedDataBlock(_ handle: BlockHandle) -> Block? {
-        cache.cachedBlock(for: .init(fileNumber: fileNumber, offset: handle.offset))
+        let key = BlockCache.Key(fileNumber: fileNumber, offset: handle.offset)
+        if let cached = cache.cachedBlock(for: key) { return cached }
+        guard let framed = file.readIfResident(at: Int64(handle.offset), count: Int(handle.size) + TableFormat.trailerSize),
+              let bytes = try? Self.unframe(framed, file: file, fileNumber: fileNumber, handle: handle),
+              let block = try? Block(bytes) else {
+            // Not resident — or corrupt, which the disk read then reports.
+            return nil
+        }
+        return try? cache.block(for: key) { () throws(EngineError) -> Block in block }
     }
 
     func mayContain(hash: UInt64) -> Bool {
