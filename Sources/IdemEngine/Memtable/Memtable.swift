@@ -13,12 +13,15 @@
 final class Memtable: Sendable {
     private let lock = ReadWriteLock()
     nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
+    /// Point lookups; the tree serves ordered iteration.
+    nonisolated(unsafe) private var index = MemtableIndex()
     nonisolated(unsafe) private var footprint = 0
 
     init() {}
 
     func get(_ key: UnsafeRawBufferPointer) -> VersionedEntry? {
-        lock.withReadLock { tree.find(key) }
+        let hash = Hash64.hash(key)
+        return lock.withReadLock { index.find(key, hash: hash) }
     }
 
     func get(_ key: [UInt8]) -> VersionedEntry? {
@@ -38,9 +41,9 @@ final class Memtable: Sendable {
 
     private func insertLocked(_ entry: VersionedEntry) {
         footprint += entry.approximateFootprint
-        if let previous = tree.insert(entry) {
-            footprint -= previous.approximateFootprint
-        }
+        let previous = tree.insert(entry)
+        if let previous { footprint -= previous.approximateFootprint }
+        index.insert(entry, hash: entry.withKey { Hash64.hash($0) }, replacing: previous)
     }
 
     /// Up to `limit` entries (tombstones and expired ones included: the

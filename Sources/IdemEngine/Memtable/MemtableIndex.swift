@@ -1,0 +1,111 @@
+/// A hash index over a memtable's entries, for point lookups.
+///
+/// Why beside the radix tree: the tree keeps keys in order (for flushes and
+/// scans), but a lookup in it walks one node per key byte past the shared
+/// prefixes, a cache miss at each level — six or seven for keys like
+/// `key:000000123456`. Here a lookup is one probe into a flat array and one
+/// look at the entry: the difference between a `GET` or a read-modify-write
+/// being bound by memory latency or not.
+///
+/// Layout: open addressing with linear probing over `capacity` (a power of
+/// two) words. A word is an entry's address with the top 16 bits of the
+/// key's hash in its (unused) top 16 bits, so a probe rejects almost every
+/// other key without touching it; 0 is an empty slot. 8 bytes a slot, at
+/// most 3/4 full: about 11 bytes per entry.
+///
+/// Invariants: every entry in the tree has exactly one slot, holding the
+/// entry the tree holds for its key (`insert` is told which one it
+/// replaces). Slots hold no references: the tree owns the entries, and the
+/// memtable's lock covers both structures. Nothing is ever removed (a
+/// deletion is a tombstone entry), so probe chains never break.
+struct MemtableIndex: ~Copyable {
+    private var slots: UnsafeMutablePointer<UInt>
+    private var capacity: Int
+    private(set) var count = 0
+
+    private static let addressMask: UInt = (1 << 48) - 1
+
+    init(capacity: Int = 1024) {
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0)
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit {
+        slots.deallocate()
+    }
+
+    private static func word(_ entry: VersionedEntry, hash: UInt64) -> UInt {
+        let address = UInt(bitPattern: Unmanaged.passUnretained(entry).toOpaque())
+        precondition(address & ~addressMask == 0, "entry address beyond 48 bits")
+        return address | UInt(hash >> 48) << 48
+    }
+
+    private static func entry(_ word: UInt) -> VersionedEntry {
+        Unmanaged<VersionedEntry>.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask)!).takeUnretainedValue()
+    }
+
+    /// The entry for `key`, if the memtable holds one.
+    func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> VersionedEntry? {
+        let tag = UInt(hash >> 48) << 48
+        let mask = capacity - 1
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let word = slots[index]
+            if word == 0 { return nil }
+            if word & ~Self.addressMask == tag {
+                let candidate = Self.entry(word)
+                if candidate.withKey({ ByteOrder.equal($0, key) }) { return candidate }
+            }
+            index = (index + 1) & mask
+        }
+    }
+
+    /// Records `entry` (its key hashing to `hash`), in the slot of
+    /// `replacing` — the entry the tree held for the key until now — or in a
+    /// new slot when the key is new.
+    mutating func insert(_ entry: VersionedEntry, hash: UInt64, replacing: VersionedEntry?) {
+        let mask = capacity - 1
+        var index = Int(truncatingIfNeeded: hash) & mask
+        if let replacing {
+            let old = Self.word(replacing, hash: hash)
+            while slots[index] != old {
+                precondition(slots[index] != 0, "memtable index lost an entry")
+                index = (index + 1) & mask
+            }
+            slots[index] = Self.word(entry, hash: hash)
+            return
+        }
+        if (count + 1) * 4 > capacity * 3 {
+            grow()
+            index = Int(truncatingIfNeeded: hash) & (capacity - 1)
+        }
+        place(Self.word(entry, hash: hash), at: index)
+        count += 1
+    }
+
+    private mutating func place(_ word: UInt, at start: Int) {
+        let mask = capacity - 1
+        var index = start
+        while slots[index] != 0 { index = (index + 1) & mask }
+        slots[index] = word
+    }
+
+    /// Doubles the table. The words keep their tags; the full hash for the
+    /// new position comes from the entry's key.
+    private mutating func grow() {
+        let old = slots, oldCapacity = capacity
+        capacity *= 2
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+        for index in 0..<oldCapacity where old[index] != 0 {
+            let hash = Self.entry(old[index]).withKey { Hash64.hash($0) }
+            place(old[index], at: Int(truncatingIfNeeded: hash) & (capacity - 1))
+        }
+        old.deallocate()
+    }
+
+    /// Bytes the index occupies.
+    var memoryBytes: Int { capacity * MemoryLayout<UInt>.stride }
+}
