@@ -42,8 +42,9 @@ struct MemtableIndex: ~Copyable {
         return address | UInt(hash >> 48) << 48
     }
 
-    private static func entry(_ word: UInt) -> VersionedEntry {
-        Unmanaged<VersionedEntry>.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask)!).takeUnretainedValue()
+    /// The entry a word points at, unretained: the tree keeps it alive.
+    private static func entry(_ word: UInt) -> Unmanaged<VersionedEntry> {
+        Unmanaged<VersionedEntry>.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask)!)
     }
 
     /// The entry for `key`, if the memtable holds one.
@@ -56,7 +57,9 @@ struct MemtableIndex: ~Copyable {
             if word == 0 { return nil }
             if word & ~Self.addressMask == tag {
                 let candidate = Self.entry(word)
-                if candidate.withKey({ ByteOrder.equal($0, key) }) { return candidate }
+                if candidate._withUnsafeGuaranteedRef({ $0.withKey { ByteOrder.equal($0, key) } }) {
+                    return candidate.takeUnretainedValue()
+                }
             }
             index = (index + 1) & mask
         }
@@ -100,7 +103,7 @@ struct MemtableIndex: ~Copyable {
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: 0, count: capacity)
         for index in 0..<oldCapacity where old[index] != 0 {
-            let hash = Self.entry(old[index]).withKey { Hash64.hash($0) }
+            let hash = Self.entry(old[index])._withUnsafeGuaranteedRef { $0.withKey { Hash64.hash($0) } }
             place(old[index], at: Int(truncatingIfNeeded: hash) & (capacity - 1))
         }
         old.deallocate()
