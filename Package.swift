@@ -3,7 +3,8 @@
 // Module graph (arrows point down only):
 //
 //   idem (CLI) -> IdemServer -> Idempotency -> IdemEngine -> CZstd, CLZ4 (system libraries),
-//                                                           CIdemPosix (header-only Linux calls)
+//                                                           CIdemPosix, CIdemHardware (header-only:
+//                                                           Linux calls, CRC-32C instructions)
 //     +-> CJemalloc (Linux: the server's allocator, as Redis's; the libraries
 //                    leave the allocator to whoever embeds them)
 //                    |             |
@@ -54,9 +55,12 @@ let package = Package(
         ),
         // Header-only wrappers of Linux calls Glibc does not import (preadv2).
         .systemLibrary(name: "CIdemPosix"),
+        // Header-only: CPU instructions Swift cannot name (CRC-32C).
+        .systemLibrary(name: "CIdemHardware"),
         .target(
             name: "IdemEngine",
-            dependencies: ["CZstd", "CLZ4", .target(name: "CIdemPosix", condition: .when(platforms: [.linux]))]
+            dependencies: ["CZstd", "CLZ4", "CIdemHardware",
+                           .target(name: "CIdemPosix", condition: .when(platforms: [.linux]))]
         ),
         .target(name: "RESP"),
         .target(

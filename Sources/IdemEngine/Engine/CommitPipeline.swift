@@ -364,7 +364,7 @@ final class CommitPipeline: Sendable {
             return false
         }
         let sealed = SealedMemtable(memtable: state.memtable, firstUncoveredSegment: logWriter.segmentNumber)
-        state.memtable = Memtable()
+        state.memtable = Memtable(sizedFor: options.memtableSize)
         views.seal(sealed, replacement: state.memtable)
         return true
     }

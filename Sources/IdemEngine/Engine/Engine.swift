@@ -70,7 +70,7 @@ public final class Engine: Sendable {
             let versions = try VersionSet.open(fileSystem: fileSystem, directory: directory,
                                                coldDirectory: options.coldDirectory ?? directory.appendingPathComponent("cold"),
                                                cache: cache, partitionWidth: options.partitionWidth)
-            let memtable = Memtable()
+            let memtable = Memtable(sizedFor: options.memtableSize)
             let outcome: LogRecovery.Outcome
             do {
                 outcome = try LogRecovery(fileSystem: fileSystem, directory: directory, mode: options.recovery,

@@ -14,10 +14,16 @@ final class Memtable: Sendable {
     private let lock = ReadWriteLock()
     nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
     /// Point lookups; the tree serves ordered iteration.
-    nonisolated(unsafe) private var index = MemtableIndex()
+    nonisolated(unsafe) private var index: MemtableIndex
     nonisolated(unsafe) private var footprint = 0
 
-    init() {}
+    /// `memtableSize`: the bytes at which the memtable will be sealed; the
+    /// hash index starts large enough for that many small entries, so that
+    /// it never rehashes on the way (a rehash of a large index is a pause
+    /// for every reader and writer, and slows WAL replay).
+    init(sizedFor memtableSize: Int = 0) {
+        index = MemtableIndex(capacity: MemtableIndex.capacity(forBytes: memtableSize))
+    }
 
     func get(_ key: UnsafeRawBufferPointer) -> VersionedEntry? {
         let hash = Hash64.hash(key)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A hash index over a memtable's entries, for point lookups.
 ///
 /// Why beside the radix tree: the tree keeps keys in order (for flushes and
@@ -11,7 +17,8 @@
 /// two) words. A word is an entry's address with the top 16 bits of the
 /// key's hash in its (unused) top 16 bits, so a probe rejects almost every
 /// other key without touching it; 0 is an empty slot. 8 bytes a slot, at
-/// most 3/4 full: about 11 bytes per entry.
+/// most 3/4 full: about 11 bytes per entry. Sized up front for a full
+/// memtable (`capacity(forBytes:)`), so it normally never grows.
 ///
 /// Invariants: every entry in the tree has exactly one slot, holding the
 /// entry the tree holds for its key (`insert` is told which one it
@@ -25,15 +32,32 @@ struct MemtableIndex: ~Copyable {
 
     private static let addressMask: UInt = (1 << 48) - 1
 
+    /// A capacity (a power of two, within 1 Ki...16 Mi slots) for the
+    /// entries of `bytes` of memtable, counting each entry at 128 bytes (a
+    /// small key and value plus the entry's overhead) at 3/4 load.
+    static func capacity(forBytes bytes: Int) -> Int {
+        let wanted = max(1024, min(bytes / 96, 1 << 24))
+        return 1 << (Int.bitWidth - (wanted - 1).leadingZeroBitCount)
+    }
+
     init(capacity: Int = 1024) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0)
         self.capacity = capacity
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: 0, count: capacity)
+        slots = Self.allocateZeroed(capacity)
     }
 
     deinit {
-        slots.deallocate()
+        free(slots)
+    }
+
+    /// Zeroed slots from `calloc`: a large table comes as fresh pages the
+    /// kernel zero-fills on first touch, so an index sized for a full
+    /// memtable costs memory only as it fills.
+    private static func allocateZeroed(_ capacity: Int) -> UnsafeMutablePointer<UInt> {
+        guard let memory = calloc(capacity, MemoryLayout<UInt>.stride) else {
+            fatalError("out of memory for a memtable index of \(capacity) slots")
+        }
+        return memory.assumingMemoryBound(to: UInt.self)
     }
 
     private static func word(_ entry: VersionedEntry, hash: UInt64) -> UInt {
@@ -100,13 +124,12 @@ struct MemtableIndex: ~Copyable {
     private mutating func grow() {
         let old = slots, oldCapacity = capacity
         capacity *= 2
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: 0, count: capacity)
+        slots = Self.allocateZeroed(capacity)
         for index in 0..<oldCapacity where old[index] != 0 {
             let hash = Self.entry(old[index])._withUnsafeGuaranteedRef { $0.withKey { Hash64.hash($0) } }
             place(old[index], at: Int(truncatingIfNeeded: hash) & (capacity - 1))
         }
-        old.deallocate()
+        free(old)
     }
 
     /// Bytes the index occupies.

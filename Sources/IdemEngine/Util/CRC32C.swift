@@ -1,6 +1,11 @@
+import CIdemHardware
+
 /// CRC-32C (Castagnoli), the checksum on every on-disk record.
 ///
-/// Table-driven, eight bytes per step ("slicing-by-8"). The checksum is
+/// The CPU's CRC-32C instruction where there is one (SSE4.2 on x86-64,
+/// the CRC extension on arm64: several times faster, and every block read
+/// and log record pays for it), else table-driven, eight bytes per step
+/// ("slicing-by-8"). The checksum is
 /// streaming: `CRC32C()` starts, `update` feeds bytes in any number of
 /// pieces, `value` reads the result. Stored checksums are *masked* (see
 /// `masked`) so that a checksum computed over bytes that themselves contain
@@ -45,6 +50,19 @@ public struct CRC32C: Sendable {
     }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if Self.hardware {
+            state = idem_crc32c_update(state, base, bytes.count)
+        } else {
+            updateBySoftware(bytes)
+        }
+    }
+
+    private static let hardware = idem_crc32c_hardware_available() != 0
+
+    /// The table-driven update (also the reference the hardware path is
+    /// tested against).
+    mutating func updateBySoftware(_ bytes: UnsafeRawBufferPointer) {
         let table = CRC32CTable.shared
         var crc = state
         var index = 0
