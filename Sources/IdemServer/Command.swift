@@ -24,9 +24,17 @@ struct Invocation {
 
     subscript(_ index: Int) -> [UInt8] { arguments[index] }
 
-    /// Argument `index`, upper-cased (for option names).
+    /// Argument `index`, upper-cased (for option names). Written straight
+    /// into the string: an option name fits a small string, so this
+    /// allocates nothing (SET parses two options per call).
     func option(_ index: Int) -> String {
-        String(decoding: arguments[index].map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self)
+        let argument = arguments[index]
+        return String(unsafeUninitializedCapacity: argument.count) { buffer in
+            for (position, byte) in argument.enumerated() {
+                buffer[position] = byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte
+            }
+            return argument.count
+        }
     }
 
     /// Argument `index` as Redis's `string2ll` reads it.

@@ -9,7 +9,8 @@
 ///
 /// Invariant: for each key the tree holds the entry with the highest
 /// sequence number applied so far (tombstones included: a deletion must
-/// shadow older versions that later live in SSTables).
+/// shadow older versions that later live in SSTables), and the hash index
+/// points at that same entry — both change under one write lock.
 final class Memtable: Sendable {
     private let lock = ReadWriteLock()
     nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
