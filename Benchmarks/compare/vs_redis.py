@@ -14,6 +14,7 @@ the p99 of IDEM.BEGIN (vs SET NX PX) on an open-loop schedule at half of
 each server's own maximum. --json writes every figure for chart.py.
 
     Benchmarks/compare/vs_redis.py [--requests 1000000] [--runs 3] [--keys 5000000] [--json FILE]
+                                   [--only throughput pairs open-loop memory]
 """
 import json
 import argparse
@@ -48,10 +49,9 @@ def build_pair_driver(workdir):
 
 def pairs(driver, kind, port, seconds, rate=None):
     """pair_driver's report: (ops/s, p50 ms, p99 ms)."""
-    # Open loop: 10 connections. 50 client threads on this 2-vCPU machine add
-    # milliseconds of their own scheduling delay to every percentile.
-    clients = "10" if rate else "50"
-    command = [driver, kind, str(port), clients, str(seconds)] + ([str(int(rate))] if rate else [])
+    # 50 connections, as redis-benchmark, whose -P 1 maximum the open-loop
+    # rate is half of. (The open loop runs in one client thread.)
+    command = [driver, kind, str(port), "50", str(seconds)] + ([str(int(rate))] if rate else [])
     fields = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 120).stdout.split()
     if int(fields[4]) != 0:
         raise RuntimeError(f"{kind}: {fields[4]} error replies in the pair workload")
@@ -133,6 +133,9 @@ WORKLOADS = [
 ]
 
 
+SECTIONS = ["throughput", "pairs", "open-loop", "memory"]
+
+
 def median_of(runs, measure):
     samples = [measure() for _ in range(runs)]
     return tuple(statistics.median(values) for values in zip(*samples))
@@ -145,6 +148,8 @@ def main():
     parser.add_argument("--keys", type=int, default=5_000_000, help="keys loaded for the memory and restart rows")
     parser.add_argument("--fsync", nargs="+", default=["everysec", "always"])
     parser.add_argument("--pair-seconds", type=float, default=10)
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS,
+                        help="run only these sections (default: all)")
     parser.add_argument("--json", help="also write the results here (for chart.py)")
     args = parser.parse_args()
     ensure_tools()
@@ -157,45 +162,51 @@ def main():
             for server in servers.values():
                 server.start()
             try:
-                for name, command in WORKLOADS:
-                    for pipeline in (1, 16):
-                        result = {kind: median_of(args.runs, lambda s=server: benchmark(s.port, args.requests, pipeline, *command))
-                                  for kind, server in servers.items()}
-                        rows.append((f"{name} -P {pipeline} ({fsync})", result["idem"], result["redis"]))
-                idem_begin = median_of(args.runs, lambda: benchmark(servers["idem"].port, args.requests, 1, "IDEM.BEGIN", "op:__rand_int__", "LEASE", "30000"))
-                redis_lock = median_of(args.runs, lambda: benchmark(servers["redis"].port, args.requests, 1, "SET", "op:__rand_int__", "1", "NX", "PX", "30000"))
-                rows.append((f"IDEM.BEGIN vs SET NX PX -P 1 ({fsync})", idem_begin, redis_lock))
-                rows.append((f"BEGIN+COMPLETE vs SET NX+SET XX pairs ({fsync})",
-                             median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds)),
-                             median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds))))
-                rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",
-                             median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds,
-                                                                 rate=idem_begin[0] / 2)),
-                             median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds,
-                                                                 rate=redis_lock[0] / 2))))
+                if "throughput" in args.only:
+                    for name, command in WORKLOADS:
+                        for pipeline in (1, 16):
+                            result = {kind: median_of(args.runs, lambda s=server: benchmark(s.port, args.requests, pipeline, *command))
+                                      for kind, server in servers.items()}
+                            rows.append((f"{name} -P {pipeline} ({fsync})", result["idem"], result["redis"]))
+                if "throughput" in args.only or "open-loop" in args.only:
+                    idem_begin = median_of(args.runs, lambda: benchmark(servers["idem"].port, args.requests, 1, "IDEM.BEGIN", "op:__rand_int__", "LEASE", "30000"))
+                    redis_lock = median_of(args.runs, lambda: benchmark(servers["redis"].port, args.requests, 1, "SET", "op:__rand_int__", "1", "NX", "PX", "30000"))
+                    rows.append((f"IDEM.BEGIN vs SET NX PX -P 1 ({fsync})", idem_begin, redis_lock))
+                if "pairs" in args.only:
+                    rows.append((f"BEGIN+COMPLETE vs SET NX+SET XX pairs ({fsync})",
+                                 median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds)),
+                                 median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds))))
+                if "open-loop" in args.only:
+                    rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",
+                                 median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds,
+                                                                     rate=idem_begin[0] / 2)),
+                                 median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds,
+                                                                     rate=redis_lock[0] / 2))))
             finally:
                 for server in servers.values():
                     server.stop()
         # Memory and restart with --keys keys of 64 B values (fsync everysec for both).
-        servers = {kind: Server(kind, "everysec", workdir + "/load") for kind in ("redis", "idem")}
         memory, restart = {}, {}
-        for kind, server in servers.items():
-            server.start()
-            benchmark(server.port, args.keys, 64, "SET", "load:__rand_int__", VALUE, "EX", "86400", keyspace=args.keys * 100)
-            memory[kind] = server.memory()
-            server.stop()
-            restart[kind] = server.start()
-            server.stop()
+        if "memory" in args.only:
+            servers = {kind: Server(kind, "everysec", workdir + "/load") for kind in ("redis", "idem")}
+            for kind, server in servers.items():
+                server.start()
+                benchmark(server.port, args.keys, 64, "SET", "load:__rand_int__", VALUE, "EX", "86400", keyspace=args.keys * 100)
+                memory[kind] = server.memory()
+                server.stop()
+                restart[kind] = server.start()
+                server.stop()
         print(f"\nIdem vs Redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2].removeprefix('v=')}"
               f" — {args.requests} requests, 50 clients, 1M-key space, 64 B values, medians of {args.runs} runs")
         print(f"{'workload':56} {'Idem ops/s':>11} {'Redis ops/s':>11} {'ratio':>6} {'Idem p50/p99 ms':>16} {'Redis p50/p99 ms':>17}")
         for name, idem, redis in rows:
             print(f"{name:56} {idem[0]:11.0f} {redis[0]:11.0f} {idem[0] / redis[0]:6.2f} "
                   f"{idem[1]:7.3f}/{idem[2]:<8.3f} {redis[1]:8.3f}/{redis[2]:<8.3f}")
-        print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':56} {memory['idem']:11d} {memory['redis']:11d} "
-              f"{memory['idem'] / memory['redis']:6.2f}")
-        print(f"{'restart to first PING (s)':56} {restart['idem']:11.2f} {restart['redis']:11.2f} "
-              f"{restart['idem'] / restart['redis']:6.2f}")
+        if memory:
+            print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':56} {memory['idem']:11d} {memory['redis']:11d} "
+                  f"{memory['idem'] / memory['redis']:6.2f}")
+            print(f"{'restart to first PING (s)':56} {restart['idem']:11.2f} {restart['redis']:11.2f} "
+                  f"{restart['idem'] / restart['redis']:6.2f}")
         if args.json:
             with open(args.json, "w") as out:
                 json.dump({"requests": args.requests, "runs": args.runs, "keys": args.keys,

@@ -120,6 +120,13 @@ final class CommitPipeline: Sendable {
     /// waiter that completes when it is (with `deferLogWrites`: once
     /// `writeDeferred()` has written it).
     func commit<R>(reading key: [UInt8]?, _ decide: (VersionedEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
+        // The tables are read before the lock is taken: their bloom probes
+        // and block reads are the slow part of a lookup, and under the lock
+        // they would serialize every writer behind one reader. Valid under
+        // the lock only while the same `Version` is current (tables are
+        // immutable; a flush or compaction installs a new version).
+        let prefetched = try key.map { key throws(EngineError) in try prefetchTableEntry(key) } ?? nil
+
         lock.lock()
         var locked = true
         defer { if locked { lock.unlock() } }
@@ -134,7 +141,7 @@ final class CommitPipeline: Sendable {
                 current = pending
                 readPending = true
             } else {
-                current = try views.lookup(key)
+                current = try currentEntry(key, prefetched: prefetched)
             }
         }
         let (batch, result) = try decide(current)
@@ -184,6 +191,33 @@ final class CommitPipeline: Sendable {
         locked = false
         if sealed { onSeal() }
         return (result, nil)
+    }
+
+    /// What the tables of the current version hold for `key`, when no
+    /// memtable holds it (a memtable entry is newer: the tables need not
+    /// be read). Call without `lock`.
+    private func prefetchTableEntry(_ key: [UInt8]) throws(EngineError) -> (version: Version, entry: VersionedEntry?)? {
+        let view = views.current
+        return try key.withUnsafeBytes { raw in
+            Result { () throws(EngineError) -> (version: Version, entry: VersionedEntry?)? in
+                if view.memtableEntry(raw) != nil { return nil }
+                return (view.version, try view.version.get(raw))
+            }
+        }.get()
+    }
+
+    /// The newest committed entry for `key` (call with `lock` held, after
+    /// the overlay): the memtables', else the prefetched table entry if
+    /// its version is still current, else the tables read now.
+    private func currentEntry(_ key: [UInt8], prefetched: (version: Version, entry: VersionedEntry?)?) throws(EngineError) -> VersionedEntry? {
+        let view = views.current
+        return try key.withUnsafeBytes { raw in
+            Result { () throws(EngineError) -> VersionedEntry? in
+                if let entry = view.memtableEntry(raw) { return entry }
+                if let prefetched, prefetched.version === view.version { return prefetched.entry }
+                return try view.version.get(raw)
+            }
+        }.get()
     }
 
     /// Tells the commit thread a group is pending. Only `.always` has one:

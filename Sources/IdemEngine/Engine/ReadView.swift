@@ -29,11 +29,19 @@ final class ReadView: Sendable {
 
     /// The newest entry for `key` across every source.
     func lookup(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry? {
+        if let entry = memtableEntry(key) { return entry }
+        return try version.get(key)
+    }
+
+    /// The newest entry for `key` in the memtables alone; nil when none
+    /// holds it (the tables may). Every memtable entry is newer than every
+    /// table entry of the same key: memtables reach tables in seal order.
+    func memtableEntry(_ key: UnsafeRawBufferPointer) -> VersionedEntry? {
         if let entry = active.get(key) { return entry }
         for memtable in sealed {
             if let entry = memtable.memtable.get(key) { return entry }
         }
-        return try version.get(key)
+        return nil
     }
 
     /// `lookup` without touching the disk; nil when a table block would be read.

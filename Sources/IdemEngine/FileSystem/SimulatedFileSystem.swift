@@ -45,6 +45,7 @@ public final class SimulatedFileSystem: FileSystem {
         var writeFault: Fault?
         var syncFault: Fault?
         var readFault: Fault?
+        var beforeRead: (pathContains: String, action: @Sendable () -> Void)?
         var recorder: CrashRecorder?
         var syncCount = 0
     }
@@ -219,7 +220,13 @@ public final class SimulatedFileSystem: FileSystem {
     }
 
     func read(_ inode: Inode, at offset: Int64, count: Int, path: String) throws(IOFailure) -> [UInt8] {
-        try state.withLock { state throws(IOFailure) -> [UInt8] in
+        let interleaved = state.withLock { state -> (@Sendable () -> Void)? in
+            guard let pending = state.beforeRead, path.contains(pending.pathContains) else { return nil }
+            state.beforeRead = nil
+            return pending.action
+        }
+        interleaved?()
+        return try state.withLock { state throws(IOFailure) -> [UInt8] in
             if let fault = state.readFault, fault.matches(path) {
                 try Self.consumeFault(&state.readFault, path: path, operation: "read")
             }
@@ -232,6 +239,14 @@ public final class SimulatedFileSystem: FileSystem {
 
     func size(of inode: Inode) -> Int64 {
         state.withLock { _ in Int64(inode.data.count) }
+    }
+
+    /// Runs `action` once, on the reading thread and with no lock of this
+    /// file system held, just before the next read of a path containing
+    /// `pathContains` — to put another thread's work at an exact point of
+    /// a reader (a race made deterministic).
+    public func beforeNextRead(pathContains: String, _ action: @escaping @Sendable () -> Void) {
+        state.withLock { $0.beforeRead = (pathContains, action) }
     }
 
     /// Makes matching reads fail with `code` (e.g. EIO).

@@ -19,11 +19,18 @@ final class Block: Sendable {
         let count = bytes.withUnsafeBytes { Int($0.loadFixed32(at: bytes.count - 4)) }
         guard count >= 1, count <= (bytes.count - 4) / 4 else { throw TableCorruption(detail: "bad restart count \(count)") }
         let offset = bytes.count - 4 - count * 4
-        let restarts = bytes.withUnsafeBytes { raw in (0..<count).map { Int(raw.loadFixed32(at: offset + $0 * 4)) } }
-        guard restarts[0] == 0, zip(restarts, restarts.dropFirst()).allSatisfy({ $0 < $1 }),
-              restarts.last! <= offset, offset == 0 ? true : restarts.last! < offset else {
-            throw TableCorruption(detail: "bad restart array")
+        // Restarts start at 0, strictly increase, and point before the array
+        // (checked in place: this runs for every block read from disk).
+        let restartsValid = bytes.withUnsafeBytes { raw in
+            var previous = -1
+            for index in 0..<count {
+                let restart = Int(raw.loadFixed32(at: offset + index * 4))
+                guard index == 0 ? restart == 0 : restart > previous else { return false }
+                previous = restart
+            }
+            return offset == 0 ? previous == 0 : previous < offset
         }
+        guard restartsValid else { throw TableCorruption(detail: "bad restart array") }
         self.bytes = bytes
         self.restartCount = count
         self.restartsOffset = offset
