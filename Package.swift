@@ -67,6 +67,7 @@ let package = Package(
             name: "Idempotency",
             dependencies: [
                 "IdemEngine",
+                .target(name: "CIdemPosix", condition: .when(platforms: [.linux])),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

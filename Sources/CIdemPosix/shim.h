@@ -26,6 +26,9 @@ static inline long idem_pread_resident(int fd, void *buffer, size_t count, long 
     struct idem_iovec vector = { buffer, count };
     return idem_preadv2(fd, &vector, 1, offset, IDEM_RWF_NOWAIT);
 }
+
+// glibc's getrandom (since 2.25): many CSPRNG bytes in one system call.
+extern long idem_getrandom(void *buffer, size_t count, unsigned int flags) __asm__("getrandom");
 #endif
 
 #endif
