@@ -53,7 +53,7 @@ let package = Package(
             pkgConfig: "jemalloc",
             providers: [.apt(["libjemalloc-dev"])]
         ),
-        // Header-only wrappers of Linux calls Glibc does not import (preadv2).
+        // Header-only wrappers of Linux calls Glibc does not import (preadv2, getrandom).
         .systemLibrary(name: "CIdemPosix"),
         // Header-only: CPU instructions Swift cannot name (CRC-32C).
         .systemLibrary(name: "CIdemHardware"),

@@ -50,6 +50,23 @@ import Glibc
         #expect(throws: KeyGenerator.Failure.self) { _ = try KeyGenerator.loadingSecret(fromFile: "/missing", fileSystem: fileSystem) }
     }
 
+    /// The CSPRNG draw behind tokens and keys: the length asked for, every
+    /// byte value reachable at every position (a draw that left a tail
+    /// unfilled, or filled it from the wrong offset, shows up as a
+    /// position stuck at one value), no two draws alike.
+    @Test func randomBytesFillEveryPosition() {
+        for count in [0, 1, 7, 8, 9, 16, 33, 300] { #expect(randomBytes(count).count == count) }
+        var seen = [Set<UInt8>](repeating: [], count: 300)
+        var draws = Set<[UInt8]>()
+        for _ in 0..<200 {
+            let draw = randomBytes(300)
+            for (position, byte) in draw.enumerated() { seen[position].insert(byte) }
+            draws.insert(Array(draw.prefix(16)))
+        }
+        #expect(seen.allSatisfy { $0.count > 64 }, "200 draws give each position many values")
+        #expect(draws.count == 200)
+    }
+
     @Test func uuidsHaveTheirVersionAndVariant() {
         let four = Array(KeyGenerator.uuid4().utf8)
         #expect(four.count == 36 && four[14] == UInt8(ascii: "4") && [UInt8]("89ab".utf8).contains(four[19]))

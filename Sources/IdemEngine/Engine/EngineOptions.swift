@@ -57,7 +57,10 @@ public struct EngineOptions: Sendable {
     /// Bloom filter bits per key (see `BloomFilter` for why 20).
     public var bloomBitsPerKey = 20
     /// Data block size and compression of freshly written (hot) tables.
-    public var hotBlockSize = 8 << 10
+    /// 4 KiB, as LevelDB: a point read that misses the block cache reads,
+    /// verifies and decompresses the whole block (3M keys in tables, random
+    /// gets: 8 KiB → 4 KiB took 9 % off the time).
+    public var hotBlockSize = 4 << 10
     public var hotCompression: CompressionKind = .lz4
     /// Tables older than this (milliseconds) are rewritten into the cold
     /// tier, with `coldCompression` and larger blocks.
