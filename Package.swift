@@ -11,7 +11,9 @@
 //                    |             +-> Crypto (HMAC for issued keys)
 //                    +-> RESP (the Redis protocol codec: pure, bytes in,
 //                    |         commands/replies out, depends on nothing)
-//                    +-> NIO, Logging, Metrics/Prometheus, ServiceLifecycle
+//                    +-> CIdemPosix (the RESP port runs on event loops of its own: epoll)
+//                    +-> NIO (the HTTP metrics endpoint, the blocking pool), Logging,
+//                        Metrics/Prometheus, ServiceLifecycle
 //
 // The engine knows nothing of idempotency or networking; the codec knows
 // nothing of channels; each layer imports only downwards.
@@ -77,6 +79,8 @@ let package = Package(
                 "IdemEngine",
                 "Idempotency",
                 "RESP",
+                // The RESP port's event loop (epoll, eventfd, sockets).
+                .target(name: "CIdemPosix", condition: .when(platforms: [.linux])),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -6,6 +6,7 @@
 
 #if defined(__linux__) && defined(__LP64__)
 #include <stddef.h>
+#include <stdio.h>
 
 struct idem_iovec {
     void *base;
@@ -29,6 +30,126 @@ static inline long idem_pread_resident(int fd, void *buffer, size_t count, long 
 
 // glibc's getrandom (since 2.25): many CSPRNG bytes in one system call.
 extern long idem_getrandom(void *buffer, size_t count, unsigned int flags) __asm__("getrandom");
+
+// ---- The server's event loop: epoll, eventfd and TCP sockets. ----
+// Kept in C because `struct epoll_event` is packed on x86-64 and the
+// socket-address structs are unions of casts; Swift sees only plain values.
+#include <stdint.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+
+// glibc's accept4 and pthread_setname_np (GNU extensions), under names of our own.
+struct sockaddr;
+extern int idem_accept4(int fd, struct sockaddr *address, unsigned int *length, int flags) __asm__("accept4");
+#include <pthread.h>
+extern int idem_pthread_setname_np(pthread_t thread, const char *name) __asm__("pthread_setname_np");
+
+static inline int idem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+// EPOLL_CTL_ADD / _MOD / _DEL for `fd`, reported with `token`.
+static inline int idem_epoll_control(int epoll_fd, int operation, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = events;
+    event.data.u64 = token;
+    return epoll_ctl(epoll_fd, operation, fd, &event);
+}
+
+// Waits up to `timeout_ms` (-1: forever); writes each ready token and its
+// events into the two arrays (at most `capacity`, at most 256).
+static inline int idem_epoll_wait(int epoll_fd, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms) {
+    struct epoll_event ready[256];
+    if (capacity > 256) capacity = 256;
+    int count = epoll_wait(epoll_fd, ready, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) {
+        tokens[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return count;
+}
+
+static inline int idem_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+static inline int idem_accept(int listen_fd) {
+    return idem_accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+static inline int idem_set_no_delay(int fd) {
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// send(2) that never raises SIGPIPE on a connection the peer closed.
+static inline long idem_send(int fd, const void *bytes, size_t count) {
+    return send(fd, bytes, count, MSG_NOSIGNAL);
+}
+
+// A non-blocking TCP listener on `host`:`port` (the first address
+// getaddrinfo gives that binds). Returns the socket, or -1 with
+// `*error_number` set (EAI_* resolution failures as `-1000 + code`).
+static inline int idem_listen_tcp(const char *host, int port, int backlog, int *error_number) {
+    struct addrinfo hints, *addresses = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int resolved = getaddrinfo(host, service, &hints, &addresses);
+    if (resolved != 0) {
+        *error_number = -1000 + resolved;
+        return -1;
+    }
+    int result = -1;
+    *error_number = EADDRNOTAVAIL;
+    for (struct addrinfo *address = addresses; address != NULL; address = address->ai_next) {
+        int fd = socket(address->ai_family, address->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, address->ai_protocol);
+        if (fd < 0) { *error_number = errno; continue; }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, address->ai_addr, address->ai_addrlen) == 0 && listen(fd, backlog) == 0) {
+            result = fd;
+            break;
+        }
+        *error_number = errno;
+        close(fd);
+    }
+    freeaddrinfo(addresses);
+    return result;
+}
+
+static inline const char *idem_resolution_error(int code) { return gai_strerror(code); }
+
+// "address:port" of the socket's own end (`peer` = 0) or the peer's,
+// written into `text`; returns the port, or -1.
+static inline int idem_socket_address(int fd, int peer, char *text, size_t capacity) {
+    struct sockaddr_storage storage;
+    socklen_t length = sizeof storage;
+    int status = peer ? getpeername(fd, (struct sockaddr *)&storage, &length)
+                      : getsockname(fd, (struct sockaddr *)&storage, &length);
+    if (status != 0 || capacity == 0) return -1;
+    text[0] = 0;
+    if (storage.ss_family == AF_INET) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&storage;
+        inet_ntop(AF_INET, &v4->sin_addr, text, capacity);
+        return ntohs(v4->sin_port);
+    }
+    if (storage.ss_family == AF_INET6) {
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&storage;
+        inet_ntop(AF_INET6, &v6->sin6_addr, text, capacity);
+        return ntohs(v6->sin6_port);
+    }
+    return -1;
+}
 #endif
 
 #endif

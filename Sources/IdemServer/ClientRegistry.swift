@@ -1,4 +1,3 @@
-import NIOCore
 import RESP
 import Synchronization
 
@@ -57,7 +56,7 @@ final class ClientInfo: Sendable {
 final class ClientRegistry: Sendable {
     private struct Entry: Sendable {
         var info: ClientInfo
-        var channel: any Channel
+        var handle: ClientHandle
     }
 
     private let maxClients: Int
@@ -71,10 +70,10 @@ final class ClientRegistry: Sendable {
     func makeID() -> UInt64 { nextID.wrappingAdd(1, ordering: .relaxed).oldValue }
 
     /// False when the server is full (the caller refuses the client).
-    func register(_ info: ClientInfo, channel: any Channel) -> Bool {
+    func register(_ info: ClientInfo, handle: ClientHandle) -> Bool {
         entries.withLock { entries in
             guard entries.count < maxClients else { return false }
-            entries[info.id] = Entry(info: info, channel: channel)
+            entries[info.id] = Entry(info: info, handle: handle)
             return true
         }
     }
@@ -89,5 +88,5 @@ final class ClientRegistry: Sendable {
         entries.withLock { $0.values.map(\.info) }.sorted { $0.id < $1.id }
     }
 
-    var channels: [any Channel] { entries.withLock { $0.values.map(\.channel) } }
+    var handles: [ClientHandle] { entries.withLock { $0.values.map(\.handle) } }
 }

@@ -1,4 +1,3 @@
-import NIOCore
 import RESP
 
 /// What running a command produced: a reply now, or one later (a write
@@ -18,7 +17,6 @@ struct Invocation {
     let arguments: [[UInt8]]
     let session: Session
     let server: ServerContext
-    let eventLoop: any EventLoop
 
     var argumentCount: Int { arguments.count }
 

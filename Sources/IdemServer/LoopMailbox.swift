@@ -1,4 +1,3 @@
-import NIOCore
 import RESP
 import Synchronization
 
@@ -13,23 +12,23 @@ import Synchronization
 final class LoopMailbox: Sendable {
     typealias Delivery = (body: @Sendable (RESPValue) -> Void, value: RESPValue)
 
-    let eventLoop: any EventLoop
+    let loop: ServerLoop
     private let state = Mutex<(deliveries: [Delivery], drainScheduled: Bool)>(([], false))
 
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
+    init(loop: ServerLoop) {
+        self.loop = loop
     }
 
     /// Runs `body(value)` on the loop: at once when called from it, else
     /// in the next drain.
     func deliver(_ value: RESPValue, to body: @escaping @Sendable (RESPValue) -> Void) {
-        if eventLoop.inEventLoop { return body(value) }
+        if loop.inLoop { return body(value) }
         let schedule = state.withLock { state in
             state.deliveries.append((body, value))
             defer { state.drainScheduled = true }
             return !state.drainScheduled
         }
-        if schedule { eventLoop.execute { self.drain() } }
+        if schedule { loop.execute { self.drain() } }
     }
 
     private func drain() {

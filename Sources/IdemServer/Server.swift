@@ -4,6 +4,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why the server would not start, each with what to do about it.
 public enum ServerStartError: Error, CustomStringConvertible {
@@ -46,19 +49,24 @@ public final class IdemServer: Service, Sendable {
     public var engine: Engine { context.engine }
 
     let context: ServerContext
-    private let group: MultiThreadedEventLoopGroup
-    private let listener: any Channel
+    /// The RESP port's event loops; loop 0 also accepts.
+    private let loops: [ServerLoop]
+    /// Loop 0's connections, which hold the listener.
+    private let acceptor: LoopBound<LoopConnections>
+    /// Only for the metrics and health endpoint (HTTP, rarely hit).
+    private let httpGroup: MultiThreadedEventLoopGroup?
     private let httpListener: (any Channel)?
     private let logger: Logger
 
-    private init(configuration: ServerConfiguration, context: ServerContext, group: MultiThreadedEventLoopGroup,
-                 listener: any Channel, httpListener: (any Channel)?, logger: Logger) {
+    private init(configuration: ServerConfiguration, context: ServerContext, loops: [ServerLoop],
+                 acceptor: LoopBound<LoopConnections>, port: Int, httpGroup: MultiThreadedEventLoopGroup?, httpListener: (any Channel)?, logger: Logger) {
         self.configuration = configuration
         self.context = context
-        self.group = group
-        self.listener = listener
+        self.loops = loops
+        self.acceptor = acceptor
+        self.port = port
+        self.httpGroup = httpGroup
         self.httpListener = httpListener
-        self.port = listener.localAddress?.port ?? configuration.port
         self.metricsPort = httpListener?.localAddress?.port
         self.logger = logger
     }
@@ -71,7 +79,7 @@ public final class IdemServer: Service, Sendable {
         let engine: Engine
         var engineOptions = configuration.engine
         // Each event loop appends the log records of its iteration's writes
-        // at once (`ConnectionHandler`): one write(2) per iteration, not per
+        // at once (`LoopConnections`): one write(2) per iteration, not per
         // command.
         engineOptions.deferLogWrites = true
         do {
@@ -85,31 +93,40 @@ public final class IdemServer: Service, Sendable {
             "tables": "\(report.tablesOpened)", "torn_tail_bytes": "\(report.tornTailBytes)",
             "seconds": "\(report.durationSeconds)",
         ])
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads ?? System.coreCount)
         let pool = NIOThreadPool(numberOfThreads: max(1, configuration.blockingThreads))
         pool.start()
-        let metrics = ServerMetrics()
-        let context = ServerContext(configuration: configuration, engine: engine, users: users, metrics: metrics,
+        let context = ServerContext(configuration: configuration, engine: engine, users: users, metrics: ServerMetrics(),
                                     blockingPool: pool, logger: logger)
+        var loops: [ServerLoop] = []
+        let acceptor: LoopBound<LoopConnections>
+        var httpGroup: MultiThreadedEventLoopGroup?
         do {
-            let listener = try await bind(configuration.bindAddress, configuration.port) {
-                try await clientBootstrap(group: group, context: context).bind(host: $0, port: $1).get()
+            let (listenDescriptor, port) = try listen(configuration.bindAddress, configuration.port)
+            do {
+                (loops, acceptor) = try startLoops(count: configuration.eventLoopThreads ?? System.coreCount, context: context,
+                                       listenDescriptor: listenDescriptor, port: port)
+            } catch {
+                Glibc.close(listenDescriptor)
+                throw error
             }
             var httpListener: (any Channel)?
             if let metricsPort = configuration.metricsPort {
-                httpListener = try await bind(configuration.metricsBindAddress, metricsPort) {
+                let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+                httpGroup = group
+                httpListener = try await bindHTTP(configuration.metricsBindAddress, metricsPort) {
                     try await MetricsEndpoint.bootstrap(group: group, context: context).bind(host: $0, port: $1).get()
                 }
             }
-            let server = IdemServer(configuration: configuration, context: context, group: group, listener: listener,
-                                    httpListener: httpListener, logger: logger)
+            let server = IdemServer(configuration: configuration, context: context, loops: loops, acceptor: acceptor, port: port,
+                                    httpGroup: httpGroup, httpListener: httpListener, logger: logger)
             logger.info("ready to accept connections", metadata: [
                 "port": "\(server.port)", "metrics_port": "\(server.metricsPort.map(String.init) ?? "off")",
             ])
             return server
         } catch {
+            for loop in loops { loop.stop() }
             try? await pool.shutdownGracefully()
-            try? await group.shutdownGracefully()
+            try? await httpGroup?.shutdownGracefully()
             try? engine.close()
             throw error
         }
@@ -126,50 +143,88 @@ public final class IdemServer: Service, Sendable {
     public func shutdown(drainTimeout: Duration = .seconds(10)) async throws {
         guard !context.draining.exchange(true, ordering: .relaxed) else { return }
         logger.info("shutting down: no new connections; draining clients", metadata: ["clients": "\(context.clients.count)"])
-        try? await listener.close()
-        for channel in context.clients.channels {
-            channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
-        }
+        let acceptor = self.acceptor
+        acceptor.loop.execute { acceptor.value.listener?.close() }
+        for client in context.clients.handles { client.drain() }
         let deadline = ContinuousClock.now + drainTimeout
         while context.clients.count > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        for channel in context.clients.channels { try? await channel.close() }
         try? await httpListener?.close()
         try await context.blockingPool.shutdownGracefully()
+        var failure: (any Error)?
         do {
             try engine.close()
         } catch {
             logger.error("closing the engine failed", metadata: ["error": "\(error)"])
-            try? await group.shutdownGracefully()
-            throw error
+            failure = error
         }
-        try await group.shutdownGracefully()
+        // Stopping a loop closes the clients still on it.
+        for loop in loops { loop.stop() }
+        try await httpGroup?.shutdownGracefully()
+        if let failure { throw failure }
         logger.info("stopped; data synced")
     }
 
     // MARK: - Set-up
 
-    private static func clientBootstrap(group: MultiThreadedEventLoopGroup, context: ServerContext) -> ServerBootstrap {
-        let idleTimeout = context.configuration.idleTimeoutMilliseconds
-        return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 511)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 512 * 1024))
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if idleTimeout > 0 {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(idleTimeout)))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: context))
-                }
+    /// Starts `count` loops; loop 0 accepts and deals connections out in turn.
+    private static func startLoops(count: Int, context: ServerContext, listenDescriptor: Int32,
+                                   port: Int) throws -> ([ServerLoop], acceptor: LoopBound<LoopConnections>) {
+        let loops = try (0..<max(1, count)).map { index throws(SystemError) in try ServerLoop(index: index) }
+        let tick = context.configuration.idleTimeoutMilliseconds > 0
+            ? min(1000, max(10, context.configuration.idleTimeoutMilliseconds / 4)) : 1000
+        var handles: [LoopBound<LoopConnections>] = []
+        do {
+            for loop in loops {
+                let connections = LoopConnections(server: context, loop: loop)
+                try loop.start(delegate: connections, tickMilliseconds: tick)
+                handles.append(LoopBound(connections, loop: loop))
             }
+        } catch {
+            for handle in handles { handle.loop.stop() }
+            throw error
+        }
+        let logger = context.logger
+        // The listener lives on loop 0 from here on.
+        let everyLoop = handles
+        loops[0].execute {
+            let handles = everyLoop
+            let acceptor = handles[0].value
+            var next = 0
+            do {
+                acceptor.listener = try TCPListener(descriptor: listenDescriptor, port: port, loop: acceptor.loop, accepted: { client in
+                    let target = handles[next % handles.count]
+                    next += 1
+                    if target.loop === acceptor.loop {
+                        target.value.adopt(client)
+                    } else {
+                        target.loop.execute { target.value.adopt(client) }
+                    }
+                }, onError: { error in
+                    logger.warning("cannot accept a connection", metadata: ["error": "\(error)"])
+                })
+            } catch {
+                logger.critical("cannot watch the listening socket", metadata: ["error": "\(error)"])
+                Glibc.close(listenDescriptor)
+            }
+        }
+        return (loops, handles[0])
     }
 
-    private static func bind(_ host: String, _ port: Int,
-                             _ body: (String, Int) async throws -> any Channel) async throws -> any Channel {
+    private static func listen(_ host: String, _ port: Int) throws(ServerStartError) -> (descriptor: Int32, port: Int) {
+        do {
+            return try TCPListener.open(host: host, port: port)
+        } catch {
+            switch error {
+            case .addressInUse: throw .portInUse(host: host, port: port)
+            case .failed(let reason): throw .cannotBind(host: host, port: port, reason: reason)
+            }
+        }
+    }
+
+    private static func bindHTTP(_ host: String, _ port: Int,
+                                 _ body: (String, Int) async throws -> any Channel) async throws -> any Channel {
         do {
             return try await body(host, port)
         } catch let error as IOError where error.errnoCode == EADDRINUSE {

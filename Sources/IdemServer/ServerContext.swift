@@ -1,7 +1,6 @@
 import IdemEngine
 import Idempotency
 import Logging
-import NIOCore
 import NIOPosix
 import RESP
 import Synchronization
@@ -24,7 +23,6 @@ final class ServerContext: Sendable {
     /// (`CommandName` hashes two words, not a String).
     private let commandsByIndex: [Command]
     private let commandIndexes: [CommandName: Int]
-    private let mailboxes = PerEventLoop { LoopMailbox(eventLoop: $0) }
     /// Set once the server stops taking commands (graceful shutdown).
     let draining = Atomic<Bool>(false)
 
@@ -46,11 +44,6 @@ final class ServerContext: Sendable {
 
     var now: Int64 { engine.options.clock.nowMilliseconds() }
 
-    /// The mailbox through which other threads hand replies to `eventLoop`.
-    func mailbox(for eventLoop: any EventLoop) -> LoopMailbox {
-        mailboxes.value(for: eventLoop)
-    }
-
     func engineKey(namespace: [UInt8], key: [UInt8]) -> [UInt8] {
         // Namespaces are at most 255 bytes (checked when users load), so this cannot fail.
         (try? Keyspace.engineKey(namespace: namespace, key: key)) ?? []
@@ -71,7 +64,7 @@ final class ServerContext: Sendable {
     /// Runs one command for `session`: checks arity, authentication and
     /// the user's role, then calls its handler. `index` is the command's
     /// `commandIndex(named:)`, -1 when unknown.
-    func execute(_ index: Int, _ arguments: [[UInt8]], session: Session, eventLoop: any EventLoop) -> CommandResult {
+    func execute(_ index: Int, _ arguments: [[UInt8]], session: Session) -> CommandResult {
         guard index >= 0 else {
             return .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments))
         }
@@ -87,7 +80,7 @@ final class ServerContext: Sendable {
             return .reply(.noPermission(user: user.name, command: command.name))
         }
         session.info.noteCommand(index, at: now)
-        return command.run(Invocation(arguments: arguments, session: session, server: self, eventLoop: eventLoop))
+        return command.run(Invocation(arguments: arguments, session: session, server: self))
     }
 }
 

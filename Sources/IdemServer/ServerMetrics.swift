@@ -22,7 +22,7 @@ final class ServerMetrics: Sendable {
 
     /// `CommandTable.names`, and "unknown" last.
     private let commandNames: [String]
-    private let shards: PerEventLoop<MetricsShard>
+    private let shards: PerLoop<MetricsShard>
 
     /// Plain numbers for INFO (Prometheus counters are write-only from here).
     private let totals = Totals()
@@ -41,12 +41,12 @@ final class ServerMetrics: Sendable {
         slowReadersDisconnected = counter("idem_slow_readers_disconnected_total")
         let slots = commandNames.count + 1
         self.commandNames = commandNames + ["unknown"]
-        shards = PerEventLoop { _ in MetricsShard(commandCount: slots) }
+        shards = PerLoop { _ in MetricsShard(commandCount: slots) }
     }
 
-    /// The shard of `eventLoop` (made on first use).
-    func shard(for eventLoop: any EventLoop) -> MetricsShard {
-        shards.value(for: eventLoop)
+    /// The shard of `loop` (made on first use).
+    func shard(for loop: ServerLoop) -> MetricsShard {
+        shards.value(for: loop)
     }
 
     /// The slot for command `index` (-1: unknown command).
