@@ -60,9 +60,12 @@ struct SimulatedStore {
         return copy
     }
 
+    /// WAL segments in use: those holding more than a header (a segment
+    /// prepared ahead of the next roll holds only its header).
     func segmentPaths() throws -> [String] {
         try fileSystem.listDirectory(directory).filter { LogFormat.segmentNumber(fromName: $0) != nil }.sorted()
             .map { directory + "/" + $0 }
+            .filter { (try? fileSystem.readFile($0).count) ?? 0 > LogFormat.segmentHeaderSize }
     }
 }
 

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,6 +76,9 @@ final class CommitPipeline: Sendable {
     /// Under `.always` used only by the commit thread; otherwise only with
     /// `lock` held (the periodic syncer takes `currentFile` under it).
     nonisolated(unsafe) private let logWriter: LogWriter
+    /// `prepareLog` runs under this; true once the log is closing. Taken
+    /// before `lock`, never while holding it.
+    private let logPreparation = Mutex(false)
 
     /// Called (with no lock held) after a memtable is sealed.
     private let onSeal: @Sendable () -> Void
@@ -262,11 +266,33 @@ final class CommitPipeline: Sendable {
         counters.walBytes.add(buffer.bytes.count, ordering: .relaxed)
     }
 
-    private func timedSync(_ file: any WritableFile) throws(IOFailure) {
+    /// Syncs `files` in order (`LogWriter.filesToSync`: rolled-away
+    /// segments first, then the current one), counted as one log sync.
+    private func timedSync(_ files: [any WritableFile]) throws(IOFailure) {
         let start = monotonicNanoseconds()
-        try file.sync()
+        for file in files { try file.sync() }
         counters.walSyncs.add(1, ordering: .relaxed)
         counters.walSyncNanoseconds.add(Int(monotonicNanoseconds() - start), ordering: .relaxed)
+    }
+
+    /// Off the commit path (the maintenance thread, woken by a seal):
+    /// syncs the segments a roll left without syncing, and creates the
+    /// next segment ahead of need, so a roll does no I/O under `lock`.
+    func prepareLog() {
+        logPreparation.withLock { closed in
+            guard !closed else { return }
+            let rolledAway = logWriter.rolledAwayUnsynced
+            if !rolledAway.isEmpty {
+                do throws(IOFailure) {
+                    try timedSync(rolledAway)
+                    logWriter.markSynced(rolledAway)
+                } catch {
+                    lock.withLock { _ = recordLogFailure(.unrecoverable(error)) }
+                    return
+                }
+            }
+            logWriter.prepareNextSegment()
+        }
     }
 
     // MARK: - Group commit (`.always`)
@@ -292,17 +318,21 @@ final class CommitPipeline: Sendable {
             state.spare = PendingGroup()
             lock.unlock()
 
+            // This thread is the log's only writer under `.always`.
             var failure: LogWriter.Failure?
+            var synced: [any WritableFile] = []
             if !group.log.isEmpty {
                 do throws(LogWriter.Failure) {
                     try logWriter.append(&group.log)
                     countAppend(group.log)
-                    do { try timedSync(logWriter.currentFile) } catch { throw .unrecoverable(error) }
+                    synced = logWriter.filesToSync
+                    do { try timedSync(synced) } catch { throw .unrecoverable(error) }
                 } catch {
                     failure = error
                 }
             }
 
+            logWriter.markSynced(synced)
             lock.lock()
             finish(&group, failure: failure)
         }
@@ -461,10 +491,11 @@ final class CommitPipeline: Sendable {
             lastSync = monotonicNanoseconds()
             guard state.unsynced, state.failure == nil else { continue }
             state.unsynced = false
-            let file = logWriter.currentFile
+            let files = logWriter.filesToSync
             lock.unlock()
             do {
-                try timedSync(file)
+                try timedSync(files)
+                logWriter.markSynced(files)
                 lock.lock()
             } catch {
                 lock.lock()
@@ -481,6 +512,8 @@ final class CommitPipeline: Sendable {
     /// Refuses new writes, lets pending ones finish, syncs the log and
     /// closes it. Blocks until done; safe to call more than once.
     func close() throws(EngineError) {
+        // Waits out a preparation in flight; none starts after this.
+        logPreparation.withLock { $0 = true }
         lock.lock()
         defer { lock.unlock() }
         guard !state.closed else { return }
@@ -496,7 +529,7 @@ final class CommitPipeline: Sendable {
         state.closed = true
         defer { logWriter.close() }
         if state.failure == nil {
-            do { try timedSync(logWriter.currentFile) } catch { throw .io(error) }
+            do { try timedSync(logWriter.filesToSync) } catch { throw .io(error) }
         }
     }
 }

@@ -88,17 +88,37 @@ public enum DataDirectory {
             done += 1
         }
 
+        var scans = SegmentScanCache(fileSystem: fileSystem, directory: directory, salvage: true)
         for (index, number) in segments.enumerated() {
             let path = directory.appendingPathComponent(LogFormat.segmentName(number))
             progress(Progress(done: done, total: total, file: path))
             defer { done += 1 }
-            let bytes: [UInt8]
-            do { bytes = try fileSystem.readFile(path) } catch {
+            let bytes: [UInt8], scan: LogSegmentScan, continuation: SegmentScanCache.Continuation
+            do {
+                (bytes, scan) = try scans.scan(number)
+                continuation = try scans.continuation(of: index, in: segments, validEnd: scan.validEnd)
+            } catch {
                 report.problems.append(.init(severity: .error, file: path, offset: nil, detail: "\(error)"))
                 continue
             }
-            let scan = bytes.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: number, salvage: true) }
+            let isNewest = if case .newest = continuation { true } else { false }
+            let cutShort = if case .endsHere = continuation { true } else { false }
+            switch continuation {
+            case .endsHere:
+                report.problems.append(.init(severity: .warning, file: path, offset: scan.validEnd,
+                                             detail: "the log rolled on before this segment was synced, and part of what "
+                                                 + "followed was lost: the open keeps the log up to here and drops later segments"))
+            case .inconsistent(let offset, let reason):
+                report.problems.append(.init(severity: .error, file: path, offset: offset, detail: reason))
+            case .continues, .newest:
+                break
+            }
             for record in scan.records {
+                guard record.type == .writeBatch else {
+                    report.problems.append(.init(severity: .error, file: path, offset: record.offset,
+                                                 detail: "record type \(record.type) in a WAL segment"))
+                    continue
+                }
                 let decoded = bytes.withUnsafeBytes { raw in
                     Result { () throws(BatchCodec.DecodingError) -> UInt64 in
                         try BatchCodec.decode(UnsafeRawBufferPointer(rebasing: raw[record.payload])) { _ in }
@@ -109,10 +129,9 @@ public enum DataDirectory {
                 }
                 report.walRecordsChecked += 1
             }
-            let isNewest = index == segments.count - 1
             for damage in scan.damage {
                 switch damage {
-                case .tornTail(let offset) where isNewest:
+                case .tornTail(let offset) where isNewest || cutShort:
                     report.problems.append(.init(severity: .warning, file: path, offset: offset,
                                                  detail: "interrupted last write (\(bytes.count - offset) bytes); cut at open"))
                 case .missingHeader where isNewest:

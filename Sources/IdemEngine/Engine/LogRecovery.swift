@@ -38,17 +38,36 @@ struct LogRecovery {
         segments.removeAll { $0 < obsoleteBelow }
         var lastSequence: UInt64 = 0
         var damaged = false
+        // Numbers are never reused, not even those of segments dropped below.
+        let highestNumber = segments.last ?? 0
+        var scans = SegmentScanCache(fileSystem: fileSystem, directory: directory, salvage: mode == .salvage)
 
         for (index, number) in segments.enumerated() {
-            let isNewest = index == segments.count - 1
             let name = LogFormat.segmentName(number)
             let path = directory.appendingPathComponent(name)
-            let bytes: [UInt8]
-            do { bytes = try fileSystem.readFile(path) } catch { throw .io(error) }
-            let scan = bytes.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: number, salvage: mode == .salvage) }
+            let (bytes, scan) = try scans.scan(number)
+            // The successor that holds records decides two things: whether
+            // this segment is the newest (only the newest may be torn), and,
+            // through its segment link, how long this one was when the log
+            // rolled away from it without syncing it.
+            let continuation = try scans.continuation(of: index, in: segments, validEnd: scan.validEnd)
+            if case .inconsistent(let offset, let reason) = continuation {
+                guard mode == .salvage else { throw .corruption(file: path, offset: offset, detail: reason) }
+                damaged = true
+                report.droppedRanges.append(.init(file: path, offset: offset, length: 0, reason: reason))
+            }
+            let isNewest = if case .newest = continuation { true } else { false }
+            let cutShort = if case .endsHere = continuation { true } else { false }
 
             var batchEntries: [VersionedEntry] = []
             for record in scan.records {
+                guard record.type == .writeBatch else {
+                    guard mode == .salvage else {
+                        throw .corruption(file: path, offset: record.offset, detail: "record type \(record.type) in a WAL segment")
+                    }
+                    damaged = true
+                    continue
+                }
                 batchEntries.removeAll(keepingCapacity: true)
                 let decoded = bytes.withUnsafeBytes { raw in
                     Result { () throws(BatchCodec.DecodingError) -> UInt64 in
@@ -77,9 +96,9 @@ struct LogRecovery {
                 }
             }
             report.segmentsReplayed += 1
-            if scan.records.isEmpty && scan.damage.isEmpty {
-                // A header and nothing else (an open with no writes): it
-                // holds no state, so it need not outlive this recovery.
+            if scan.isUnused {
+                // A header and nothing else (an open with no writes, a
+                // segment prepared ahead): it holds no state.
                 try remove(path)
                 continue
             }
@@ -88,9 +107,9 @@ struct LogRecovery {
                 switch damage {
                 case .missingHeader where isNewest:
                     try remove(path)
-                case .tornTail(let offset) where isNewest:
+                case .tornTail(let offset) where isNewest || cutShort:
                     try truncate(path, to: offset)
-                    report.tornTailBytes = bytes.count - offset
+                    report.tornTailBytes += bytes.count - offset
                     report.tornTailFile = path
                 case .missingHeader, .badHeader, .tornTail, .corruption:
                     let (offset, length, reason) = Self.describe(damage, fileSize: bytes.count)
@@ -101,9 +120,19 @@ struct LogRecovery {
                     report.droppedRanges.append(.init(file: path, offset: offset, length: length, reason: reason))
                 }
             }
+            if cutShort {
+                for later in segments[(index + 1)...] {
+                    let laterPath = directory.appendingPathComponent(LogFormat.segmentName(later))
+                    report.tornTailBytes += (try? scans.scan(later).bytes.count) ?? 0
+                    try remove(laterPath)
+                }
+                report.tornTailFile = path
+                segments.removeSubrange((index + 1)...)
+                break
+            }
         }
 
-        let nextSegment = max((segments.last ?? 0) + 1, obsoleteBelow)
+        let nextSegment = max(highestNumber + 1, obsoleteBelow)
         let writer: LogWriter
         do {
             writer = try LogWriter(fileSystem: fileSystem, directory: directory, segmentNumber: nextSegment,
@@ -197,5 +226,66 @@ struct LogRecovery {
             }
         }
         do { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
+    }
+}
+
+/// Reads and scans WAL segments for recovery and `DataDirectory.check`,
+/// keeping the last two (a segment is scanned as its predecessor's
+/// successor, then again as itself), and pairs each segment with its
+/// successor — the rules both apply.
+struct SegmentScanCache {
+    let fileSystem: any FileSystem
+    let directory: String
+    let salvage: Bool
+    private var recent: [(number: UInt64, bytes: [UInt8], scan: LogSegmentScan)] = []
+
+    init(fileSystem: any FileSystem, directory: String, salvage: Bool) {
+        self.fileSystem = fileSystem
+        self.directory = directory
+        self.salvage = salvage
+    }
+
+    mutating func scan(_ number: UInt64) throws(EngineError) -> (bytes: [UInt8], scan: LogSegmentScan) {
+        if let hit = recent.first(where: { $0.number == number }) { return (hit.bytes, hit.scan) }
+        let path = directory.appendingPathComponent(LogFormat.segmentName(number))
+        let bytes: [UInt8]
+        do { bytes = try fileSystem.readFile(path) } catch { throw .io(error) }
+        let scan = bytes.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: number, salvage: salvage) }
+        recent.append((number, bytes, scan))
+        if recent.count > 2 { recent.removeFirst() }
+        return (bytes, scan)
+    }
+
+    /// How the log goes on after segment `segments[index]`, whose valid
+    /// records end at `validEnd`.
+    enum Continuation {
+        /// A later segment holds records and links to this one whole (or
+        /// was started after syncing it): this segment must be intact.
+        case continues
+        /// Nothing later holds anything: only this segment may be torn.
+        case newest
+        /// The log rolled on without syncing this segment, and part of what
+        /// followed was lost (this segment's tail, or a whole later segment):
+        /// the log ends here — its torn tail is cut and every later segment
+        /// dropped, so what survives is a prefix of what was written.
+        case endsHere
+        /// The successor's link contradicts this segment.
+        case inconsistent(offset: Int, reason: String)
+    }
+
+    mutating func continuation(of index: Int, in segments: [UInt64], validEnd: Int) throws(EngineError) -> Continuation {
+        for later in segments[(index + 1)...] {
+            let laterScan = try scan(later).scan
+            if laterScan.isUnused { continue }
+            guard let link = laterScan.predecessor else { return .continues }
+            let number = segments[index]
+            if link.number > number { return .endsHere }
+            if link.number < number || link.length < validEnd {
+                return .inconsistent(offset: min(link.length, validEnd),
+                                     reason: "segment \(later) links to segment \(link.number) of \(link.length) bytes")
+            }
+            return link.length > validEnd ? .endsHere : .continues
+        }
+        return .newest
     }
 }

@@ -103,6 +103,7 @@ final class Maintenance: Sendable {
                     defer { started = end }
                     return Double(end - started) / 1e9
                 }
+                pipeline.withLock { $0 }?.prepareLog()
                 try flushSealed(work.versions, now: now, into: &report)
                 report.flushSeconds += lap()
                 try dropEndedPartitions(work.versions, now: now, into: &report)

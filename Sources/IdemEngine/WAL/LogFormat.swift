@@ -12,7 +12,9 @@
 /// record offset`, so a record copied to another offset or another segment
 /// (a recycled file, a misdirected write) never validates there.
 enum LogFormat {
-    static let version: UInt32 = 1
+    /// The format version written: the WAL is at 2 (segment links), the
+    /// manifest at 1. Readers accept every version up to these.
+    static func version(of kind: Kind) -> UInt32 { kind == .wal ? 2 : 1 }
     static let segmentHeaderSize = 32
     static let recordHeaderSize = 9
 
@@ -21,6 +23,9 @@ enum LogFormat {
         case writeBatch = 1
         /// The payload is one encoded `VersionEdit` (manifest only).
         case versionEdit = 2
+        /// WAL only, first in a segment started without syncing its
+        /// predecessor: the predecessor's number and final length, u64 each.
+        case segmentLink = 3
     }
 
     /// Which log a file belongs to.
@@ -64,7 +69,7 @@ enum LogFormat {
 
     static func header(kind: Kind, number: UInt64) -> [UInt8] {
         var header = kind.magic
-        header.appendFixed32(version)
+        header.appendFixed32(version(of: kind))
         header.appendFixed32(0)
         header.appendFixed64(number)
         var crc = CRC32C()

@@ -23,12 +23,20 @@ struct LogSegmentScan {
         case corruption(offset: Int, resumeOffset: Int, reason: String)
     }
 
+    /// The records after the header, but for a leading segment link.
     var records: [Record] = []
+    /// The predecessor's number and final length, from the segment link
+    /// this segment starts with (a WAL segment the log rolled into without
+    /// syncing the one before).
+    var predecessor: (number: UInt64, length: Int)?
     /// Damage found, in file order. With `salvage` the scan continues past
     /// corruption; without, it stops at the first.
     var damage: [Damage] = []
     /// End of the last valid record (or of the header).
     var validEnd = 0
+
+    /// Nothing but a header: a segment opened or prepared and never used.
+    var isUnused: Bool { records.isEmpty && damage.isEmpty && predecessor == nil }
 
     /// Scans `bytes`, the contents of segment `number`.
     init(bytes: UnsafeRawBufferPointer, kind: LogFormat.Kind = .wal, segmentNumber number: UInt64, salvage: Bool) {
@@ -45,7 +53,12 @@ struct LogSegmentScan {
         while offset < bytes.count {
             switch Self.validate(bytes, at: offset, segment: number) {
             case .valid(let record):
-                records.append(record)
+                if record.type == .segmentLink && record.offset == LogFormat.segmentHeaderSize && record.payload.count == 16 {
+                    predecessor = (bytes.loadFixed64(at: record.payload.lowerBound),
+                                   Int(clamping: bytes.loadFixed64(at: record.payload.lowerBound + 8)))
+                } else {
+                    records.append(record)
+                }
                 offset = record.payload.upperBound
                 validEnd = offset
             case .invalid(let reason):
@@ -102,7 +115,7 @@ struct LogSegmentScan {
         crc.update(UnsafeRawBufferPointer(rebasing: bytes[0..<24]))
         guard crc.masked == bytes.loadFixed32(at: 24) else { return "header checksum mismatch" }
         let version = bytes.loadFixed32(at: 8)
-        guard version == LogFormat.version else { return "unsupported format version \(version)" }
+        guard version >= 1 && version <= LogFormat.version(of: kind) else { return "unsupported format version \(version)" }
         let recorded = bytes.loadFixed64(at: 16)
         guard recorded == number else { return "header names segment \(recorded), file name says \(number)" }
         return nil
