@@ -47,6 +47,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log format: text or json.") var logFormat: ServerLogHandler.Format = .text
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
+    func validate() throws {
+        if let ioThreads, !(1...256).contains(ioThreads) {
+            throw ValidationError("--io-threads must be between 1 and 256 (got \(ioThreads))")
+        }
+    }
+
     func run() async throws {
         let format = logFormat, level = logLevel
         LoggingSystem.bootstrap { ServerLogHandler(label: $0, format: format, level: level) }

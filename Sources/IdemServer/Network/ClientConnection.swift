@@ -38,8 +38,9 @@ final class ClientConnection: LoopSource {
     private let server: ServerContext
     private let parser: RESPRequestParser
 
-    /// Unparsed input: `input[inputStart..<inputEnd]`.
-    private var input: UnsafeMutableRawBufferPointer
+    /// Unparsed input: `input[inputStart..<inputEnd]`. Empty (no memory)
+    /// while the connection is idle: see `releaseIdleBuffers`.
+    private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var inputStart = 0
     private var inputEnd = 0
     /// Replies encoded and not yet sent: `output[outputSent...]`.
@@ -73,12 +74,22 @@ final class ClientConnection: LoopSource {
         self.server = owner.server
         self.parser = RESPRequestParser(limits: owner.server.configuration.parserLimits)
         self.session = Session(info: info, user: owner.server.users.initialUser, metrics: owner.metrics)
-        self.input = .allocate(byteCount: Self.readSize, alignment: 16)
         self.lastReadAt = owner.loop.nowMilliseconds
     }
 
     deinit {
         input.deallocate()
+    }
+
+    /// An idle connection gives back its buffers (many thousands of idle
+    /// clients must not hold 16 KiB each); the next read allocates again.
+    func releaseIdleBuffers() {
+        guard !closed, inputStart == inputEnd, input.count > 0 else { return }
+        input.deallocate()
+        input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        inputStart = 0
+        inputEnd = 0
+        if unsentBytes == 0 { output = [] }
     }
 
     private var pendingReplies: Int { slots.count - slotHead }
@@ -140,6 +151,10 @@ final class ClientConnection: LoopSource {
         }
         guard input.count - inputEnd < Self.readSize else { return }
         let unparsed = inputEnd - inputStart
+        if input.count == 0 {
+            input = .allocate(byteCount: Self.readSize, alignment: 16)
+            return
+        }
         if inputStart > 0 && input.count - unparsed >= Self.readSize {
             // Slide the incomplete command to the front.
             input.baseAddress!.copyMemory(from: input.baseAddress! + inputStart, byteCount: unparsed)
@@ -280,7 +295,7 @@ final class ClientConnection: LoopSource {
         if unsentBytes == 0 {
             // Usually the socket took it all at once and the buffer is
             // reused; a huge one is let go.
-            if output.capacity > 256 * 1024 { output = [] } else { output.removeAll(keepingCapacity: true) }
+            if output.capacity > 64 * 1024 { output = [] } else { output.removeAll(keepingCapacity: true) }
             outputSent = 0
         } else if unsentBytes > server.configuration.maxOutputBufferBytes {
             server.metrics.slowReadersDisconnected.increment()

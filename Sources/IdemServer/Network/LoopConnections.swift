@@ -95,10 +95,14 @@ final class LoopConnections: LoopDelegate {
     func tick(_ loop: ServerLoop, nowMilliseconds: Int64) {
         listener?.resume()
         let timeout = server.configuration.idleTimeoutMilliseconds
-        guard timeout > 0 else { return }
-        for connection in connections.values where nowMilliseconds - connection.lastReadAt >= timeout {
-            server.logger.debug("closing idle client", metadata: ["client_id": "\(connection.session.info.id)"])
-            connection.close()
+        for connection in connections.values {
+            let idle = nowMilliseconds - connection.lastReadAt
+            if timeout > 0 && idle >= timeout {
+                server.logger.debug("closing idle client", metadata: ["client_id": "\(connection.session.info.id)"])
+                connection.close()
+            } else if idle >= 1000 {
+                connection.releaseIdleBuffers()
+            }
         }
     }
 
