@@ -1,6 +1,5 @@
 import IdemEngine
 import Idempotency
-import NIOCore
 import RESP
 import Synchronization
 

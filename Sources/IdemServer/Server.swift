@@ -59,7 +59,8 @@ public final class IdemServer: Service, Sendable {
     private let logger: Logger
 
     private init(configuration: ServerConfiguration, context: ServerContext, loops: [ServerLoop],
-                 acceptor: LoopBound<LoopConnections>, port: Int, httpGroup: MultiThreadedEventLoopGroup?, httpListener: (any Channel)?, logger: Logger) {
+                 acceptor: LoopBound<LoopConnections>, port: Int, httpGroup: MultiThreadedEventLoopGroup?,
+                 httpListener: (any Channel)?, logger: Logger) {
         self.configuration = configuration
         self.context = context
         self.loops = loops

@@ -1,6 +1,5 @@
 import CoreMetrics
 import Metrics
-import NIOCore
 import Prometheus
 import Synchronization
 

@@ -1,6 +1,5 @@
 import IdemEngine
 import Idempotency
-import NIOCore
 import RESP
 
 /// IDEM.*: the idempotency protocol (docs/PROTOCOL.md).
