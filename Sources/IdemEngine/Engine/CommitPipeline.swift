@@ -74,7 +74,10 @@ final class CommitPipeline: Sendable {
     /// Guarded by `lock`.
     nonisolated(unsafe) private var state: State
     /// Under `.always` used only by the commit thread; otherwise only with
-    /// `lock` held (the periodic syncer takes `currentFile` under it).
+    /// `lock` held (the periodic syncer takes `filesToSync` under it). The
+    /// exception is its thread-safe part — the rolled-away segments and the
+    /// segment prepared ahead — which `prepareLog` uses from the
+    /// maintenance thread.
     nonisolated(unsafe) private let logWriter: LogWriter
     /// `prepareLog` runs under this; true once the log is closing. Taken
     /// before `lock`, never while holding it.

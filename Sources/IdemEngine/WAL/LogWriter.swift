@@ -6,7 +6,7 @@ import Synchronization
 /// Invariants:
 /// - A new segment's header is synced, and its directory entry made durable,
 ///   before any record is written to it. WAL segments are normally created
-///   ahead of need (`adoptPrepared`), off the commit path, so that a roll
+///   ahead of need (`prepareNextSegment`), off the commit path, so that a roll
 ///   does no I/O but a write into the page cache.
 /// - A WAL roll does not sync the segment it leaves: the new segment's
 ///   first record is a *segment link* giving the old segment's final
