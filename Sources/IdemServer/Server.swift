@@ -104,8 +104,8 @@ public final class IdemServer: Service, Sendable {
         do {
             let (listenDescriptor, port) = try listen(configuration.bindAddress, configuration.port)
             do {
-                (loops, acceptor) = try startLoops(count: configuration.eventLoopThreads ?? System.coreCount, context: context,
-                                       listenDescriptor: listenDescriptor, port: port)
+                (loops, acceptor) = try startLoops(count: configuration.eventLoopThreads ?? System.coreCount,
+                                                   context: context, listenDescriptor: listenDescriptor)
             } catch {
                 Glibc.close(listenDescriptor)
                 throw error
@@ -170,8 +170,8 @@ public final class IdemServer: Service, Sendable {
     // MARK: - Set-up
 
     /// Starts `count` loops; loop 0 accepts and deals connections out in turn.
-    private static func startLoops(count: Int, context: ServerContext, listenDescriptor: Int32,
-                                   port: Int) throws -> ([ServerLoop], acceptor: LoopBound<LoopConnections>) {
+    private static func startLoops(count: Int, context: ServerContext,
+                                   listenDescriptor: Int32) throws -> ([ServerLoop], acceptor: LoopBound<LoopConnections>) {
         let loops = try (0..<max(1, count)).map { index throws(SystemError) in try ServerLoop(index: index) }
         let tick = context.configuration.idleTimeoutMilliseconds > 0
             ? min(1000, max(10, context.configuration.idleTimeoutMilliseconds / 4)) : 1000
@@ -194,7 +194,7 @@ public final class IdemServer: Service, Sendable {
             let acceptor = handles[0].value
             var next = 0
             do {
-                acceptor.listener = try TCPListener(descriptor: listenDescriptor, port: port, loop: acceptor.loop, accepted: { client in
+                acceptor.listener = try TCPListener(descriptor: listenDescriptor, loop: acceptor.loop, accepted: { client in
                     let target = handles[next % handles.count]
                     next += 1
                     if target.loop === acceptor.loop {

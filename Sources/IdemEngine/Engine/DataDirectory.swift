@@ -101,8 +101,7 @@ public enum DataDirectory {
                 report.problems.append(.init(severity: .error, file: path, offset: nil, detail: "\(error)"))
                 continue
             }
-            let isNewest = if case .newest = continuation { true } else { false }
-            let cutShort = if case .endsHere = continuation { true } else { false }
+            let (isNewest, cutShort) = (continuation.isNewest, continuation.endsLog)
             switch continuation {
             case .endsHere:
                 report.problems.append(.init(severity: .warning, file: path, offset: scan.validEnd,

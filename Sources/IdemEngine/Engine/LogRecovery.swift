@@ -56,8 +56,7 @@ struct LogRecovery {
                 damaged = true
                 report.droppedRanges.append(.init(file: path, offset: offset, length: 0, reason: reason))
             }
-            let isNewest = if case .newest = continuation { true } else { false }
-            let cutShort = if case .endsHere = continuation { true } else { false }
+            let (isNewest, cutShort) = (continuation.isNewest, continuation.endsLog)
 
             var batchEntries: [VersionedEntry] = []
             for record in scan.records {
@@ -271,6 +270,9 @@ struct SegmentScanCache {
         case endsHere
         /// The successor's link contradicts this segment.
         case inconsistent(offset: Int, reason: String)
+
+        var isNewest: Bool { if case .newest = self { true } else { false } }
+        var endsLog: Bool { if case .endsHere = self { true } else { false } }
     }
 
     mutating func continuation(of index: Int, in segments: [UInt64], validEnd: Int) throws(EngineError) -> Continuation {

@@ -53,7 +53,8 @@ struct LogSegmentScan {
         while offset < bytes.count {
             switch Self.validate(bytes, at: offset, segment: number) {
             case .valid(let record):
-                if record.type == .segmentLink && record.offset == LogFormat.segmentHeaderSize && record.payload.count == 16 {
+                if kind == .wal && record.type == .segmentLink && record.offset == LogFormat.segmentHeaderSize
+                    && record.payload.count == 16 {
                     predecessor = (bytes.loadFixed64(at: record.payload.lowerBound),
                                    Int(clamping: bytes.loadFixed64(at: record.payload.lowerBound + 8)))
                 } else {

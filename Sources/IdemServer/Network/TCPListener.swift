@@ -13,14 +13,13 @@ enum ListenError: Error {
 /// Invariant: runs on its loop only; after `close` it accepts nothing
 /// (its descriptor is deregistered and closed exactly once).
 final class TCPListener: LoopSource {
-    let descriptor: Int32
-    let port: Int
+    private let descriptor: Int32
     private let loop: ServerLoop
     private let accepted: (Int32) -> Void
     private let onError: (SystemError) -> Void
     private var closed = false
     /// Out of descriptors: accepting is paused until the next tick.
-    private(set) var paused = false
+    private var paused = false
 
     /// Binds `host`:`port` (0: any free port) with a backlog of 511.
     static func open(host: String, port: Int) throws(ListenError) -> (descriptor: Int32, port: Int) {
@@ -35,10 +34,9 @@ final class TCPListener: LoopSource {
     }
 
     /// Starts accepting on `loop` (call on that loop's thread).
-    init(descriptor: Int32, port: Int, loop: ServerLoop, accepted: @escaping (Int32) -> Void,
+    init(descriptor: Int32, loop: ServerLoop, accepted: @escaping (Int32) -> Void,
          onError: @escaping (SystemError) -> Void) throws(SystemError) {
         self.descriptor = descriptor
-        self.port = port
         self.loop = loop
         self.accepted = accepted
         self.onError = onError
