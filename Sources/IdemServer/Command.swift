@@ -13,35 +13,42 @@ enum CommandResult {
 
 /// One command as the server received it, with what a handler may use.
 struct Invocation {
-    /// The arguments, the command name first.
-    let arguments: [[UInt8]]
+    /// The arguments, the command name first. Valid for as long as the
+    /// invocation is kept (a copy, not a view of the connection's buffer).
+    let arguments: RequestArguments
     let session: Session
     let server: ServerContext
 
     var argumentCount: Int { arguments.count }
 
-    subscript(_ index: Int) -> [UInt8] { arguments[index] }
+    /// Argument `index` as an array of its own (allocates: hot paths use
+    /// `argument(_:)`).
+    subscript(_ index: Int) -> [UInt8] { Array(arguments[index]) }
+
+    /// Argument `index` without a copy.
+    func argument(_ index: Int) -> ArraySlice<UInt8> { arguments[index] }
 
     /// Argument `index`, upper-cased (for option names). Written straight
     /// into the string: an option name fits a small string, so this
     /// allocates nothing (SET parses two options per call).
     func option(_ index: Int) -> String {
-        let argument = arguments[index]
-        return String(unsafeUninitializedCapacity: argument.count) { buffer in
-            for (position, byte) in argument.enumerated() {
-                buffer[position] = byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte
+        arguments.withArgument(index) { argument in
+            String(unsafeUninitializedCapacity: argument.count) { buffer in
+                for (position, byte) in argument.enumerated() {
+                    buffer[position] = byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte
+                }
+                return argument.count
             }
-            return argument.count
         }
     }
 
     /// Argument `index` as Redis's `string2ll` reads it.
     func integer(_ index: Int) -> Int64? {
-        RESPInteger.parse(arguments[index])
+        arguments.withArgument(index) { RESPInteger.parse($0) }
     }
 
     /// The engine key of the user's key in the session's namespace.
-    func engineKey(_ key: [UInt8]) -> [UInt8] {
+    func engineKey(_ key: ArraySlice<UInt8>) -> [UInt8] {
         server.engineKey(namespace: session.namespace, key: key)
     }
 

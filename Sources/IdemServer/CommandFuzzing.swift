@@ -50,7 +50,7 @@ public final class CommandFuzzing {
         let (session, context, mailbox) = (self.session, self.context, self.mailbox)
         let answer = Answer()
         loop.execute {
-            switch context.execute(context.commandIndex(named: arguments[0]), arguments, session: session.value) {
+            switch context.execute(context.commandIndex(named: arguments[0]), RequestArguments(arguments), session: session.value) {
             case .reply(let value), .replyThenClose(let value):
                 answer.give(value, session.value.protocolVersion)
             case .pending(let pending):

@@ -24,7 +24,7 @@ extension Invocation {
     /// block cache can answer, otherwise — a table block must come from
     /// disk — on the blocking pool, so a slow disk never stalls the other
     /// connections of this loop.
-    func withValues(of keys: [[UInt8]], _ body: @escaping @Sendable ([TypedValue?]) throws(ReplyError) -> RESPValue) -> CommandResult {
+    func withValues(of keys: [ArraySlice<UInt8>], _ body: @escaping @Sendable ([TypedValue?]) throws(ReplyError) -> RESPValue) -> CommandResult {
         let engine = server.engine
         let engineKeys = keys.map(engineKey)
         do throws(ReplyError) {
@@ -48,7 +48,7 @@ extension Invocation {
     }
 
     /// `withValues` for one key (the common case, without the arrays).
-    func withValue(of key: [UInt8], _ body: @escaping @Sendable (TypedValue?) throws(ReplyError) -> RESPValue) -> CommandResult {
+    func withValue(of key: ArraySlice<UInt8>, _ body: @escaping @Sendable (TypedValue?) throws(ReplyError) -> RESPValue) -> CommandResult {
         let engine = server.engine
         let engineKey = engineKey(key)
         do throws(ReplyError) {
@@ -91,7 +91,7 @@ extension Invocation {
     /// `reply(result)` once the change is durable (at once when it already
     /// is, or nothing changed). A failure carries the reply to send
     /// (`ReplyError`) or the engine's error.
-    func update<R: Sendable>(_ key: [UInt8], _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
+    func update<R: Sendable>(_ key: ArraySlice<UInt8>, _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
                              reply: @escaping @Sendable (R) -> RESPValue) -> CommandResult {
         let pending = PendingReply()
         update(key, decide) { result in
@@ -104,7 +104,7 @@ extension Invocation {
     }
 
     /// `update` with the raw outcome, for commands that combine several.
-    func update<R: Sendable>(_ key: [UInt8], _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
+    func update<R: Sendable>(_ key: ArraySlice<UInt8>, _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
                              completion: @escaping @Sendable (Result<R, any Error>) -> Void) {
         server.engine.update(engineKey(key), { stored in
             try decide(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })

@@ -28,10 +28,10 @@ extension RESPValue {
         .error("ERR unknown subcommand '\(String(decoding: subcommand.prefix(128), as: UTF8.self))'. Try \(command.uppercased()) HELP.")
     }
 
-    static func unknownCommand(_ arguments: [[UInt8]]) -> RESPValue {
+    static func unknownCommand(_ arguments: RequestArguments) -> RESPValue {
         var text = "ERR unknown command '\(String(decoding: arguments[0].prefix(128), as: UTF8.self))', with args beginning with: "
-        for argument in arguments.dropFirst().prefix(16) {
-            text += "'\(String(decoding: argument.prefix(128), as: UTF8.self))' "
+        for index in 1..<min(arguments.count, 17) {
+            text += "'\(String(decoding: arguments[index].prefix(128), as: UTF8.self))' "
         }
         return .error(text)
     }

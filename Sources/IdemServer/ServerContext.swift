@@ -44,13 +44,13 @@ final class ServerContext: Sendable {
 
     var now: Int64 { engine.options.clock.nowMilliseconds() }
 
-    func engineKey(namespace: [UInt8], key: [UInt8]) -> [UInt8] {
+    func engineKey(namespace: [UInt8], key: ArraySlice<UInt8>) -> [UInt8] {
         // Namespaces are at most 255 bytes (checked when users load), so this cannot fail.
         (try? Keyspace.engineKey(namespace: namespace, key: key)) ?? []
     }
 
     /// The `Command.index` of the command named `name` (any case), or -1.
-    func commandIndex(named name: [UInt8]) -> Int {
+    func commandIndex<Name: Collection<UInt8>>(named name: Name) -> Int {
         guard let key = CommandName(name) else { return -1 }
         return commandIndexes[key] ?? -1
     }
@@ -64,7 +64,7 @@ final class ServerContext: Sendable {
     /// Runs one command for `session`: checks arity, authentication and
     /// the user's role, then calls its handler. `index` is the command's
     /// `commandIndex(named:)`, -1 when unknown.
-    func execute(_ index: Int, _ arguments: [[UInt8]], session: Session) -> CommandResult {
+    func execute(_ index: Int, _ arguments: RequestArguments, session: Session) -> CommandResult {
         guard index >= 0 else {
             return .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments))
         }

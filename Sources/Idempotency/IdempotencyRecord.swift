@@ -2,6 +2,7 @@
 import CIdemPosix
 #endif
 import IdemEngine
+import Synchronization
 
 /// What Idem remembers about one idempotency key.
 ///
@@ -175,10 +176,15 @@ enum RecordCodec {
     }
 }
 
-/// `count` bytes from the system's CSPRNG in one system call where the
-/// platform allows (`SystemRandomNumberGenerator` makes one per 8 bytes:
-/// two per owner token, a third of the system calls of an IDEM.BEGIN).
+/// `count` bytes from the system's CSPRNG: small draws (owner tokens, key
+/// ids) from `RandomPool`, large ones straight from the system.
 func randomBytes(_ count: Int) -> [UInt8] {
+    count <= RandomPool.largestDraw ? RandomPool.shared.take(count) : systemRandomBytes(count)
+}
+
+/// `count` bytes from the system's CSPRNG in one system call where the
+/// platform allows (`SystemRandomNumberGenerator` makes one per 8 bytes).
+func systemRandomBytes(_ count: Int) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
         #if canImport(CIdemPosix)
         // getrandom(2) fills up to 256 bytes at once and is not interrupted
@@ -197,5 +203,36 @@ func randomBytes(_ count: Int) -> [UInt8] {
             for index in filled..<count { buffer[index] = UInt8.random(in: .min ... .max, using: &generator) }
         }
         initialized = count
+    }
+}
+
+/// System CSPRNG output drawn 256 bytes per system call and handed out in
+/// small pieces: an owner token per IDEM.BEGIN cost a `getrandom(2)` of its
+/// own, one system call in five of the command.
+///
+/// Invariant: every byte is handed out at most once — `pool[next...]` is
+/// unused, and what lies before `next` has been handed out and zeroed (so
+/// a later memory disclosure shows no token already given).
+final class RandomPool: Sendable {
+    static let shared = RandomPool()
+    /// One `getrandom` call's worth: the kernel serves up to 256 bytes
+    /// without blocking or being interrupted.
+    static let refillSize = 256
+    static let largestDraw = 64
+
+    private let state = Mutex<(pool: [UInt8], next: Int)>(([], 0))
+
+    func take(_ count: Int) -> [UInt8] {
+        precondition(count <= Self.largestDraw)
+        return state.withLock { state in
+            if state.pool.count - state.next < count {
+                state.pool = systemRandomBytes(Self.refillSize)
+                state.next = 0
+            }
+            let drawn = Array(state.pool[state.next..<(state.next + count)])
+            for index in state.next..<(state.next + count) { state.pool[index] = 0 }
+            state.next += count
+            return drawn
+        }
     }
 }

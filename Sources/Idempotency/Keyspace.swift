@@ -29,6 +29,12 @@ public enum Keyspace {
     }
 
     public static func engineKey(namespace: [UInt8], key: [UInt8]) throws(IdempotencyError) -> [UInt8] {
+        try engineKey(namespace: namespace, key: key[...])
+    }
+
+    /// `engineKey` for a key that is part of a larger buffer (a request's
+    /// arguments), copied once into the result.
+    public static func engineKey(namespace: [UInt8], key: ArraySlice<UInt8>) throws(IdempotencyError) -> [UInt8] {
         guard namespace.count <= maxNamespaceLength else {
             throw .invalidNamespace("\(namespace.count) bytes, the limit is \(maxNamespaceLength)")
         }
@@ -58,6 +64,10 @@ public enum Keyspace {
     }
 
     public static func encodeString(_ bytes: [UInt8]) -> [UInt8] {
+        encodeString(bytes[...])
+    }
+
+    public static func encodeString(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
         var value: [UInt8] = []
         value.reserveCapacity(bytes.count + 1)
         value.append(ValueType.string.rawValue)

@@ -19,13 +19,18 @@ public struct RESPRequestParser: Sendable {
     }
 
     public enum Result: Equatable, Sendable {
-        /// One complete command and the bytes it took.
         case command([[UInt8]], consumed: Int)
-        /// Bytes that form no command (an empty line, `*0`): drop them.
         case skip(consumed: Int)
-        /// Wait for more bytes.
         case incomplete
-        /// Reply `-ERR <message>` and close the connection.
+        case protocolError(String)
+    }
+
+    /// What `parse(_:into:)` found; a command's arguments are in the list
+    /// passed to it.
+    public enum Outcome: Equatable, Sendable {
+        case command(consumed: Int)
+        case skip(consumed: Int)
+        case incomplete
         case protocolError(String)
     }
 
@@ -38,13 +43,26 @@ public struct RESPRequestParser: Sendable {
     /// Parses the first command in `buffer` (which starts at a command
     /// boundary). Nothing is consumed unless a result says so.
     public func parse(_ buffer: UnsafeRawBufferPointer) -> Result {
+        var arguments = RequestArguments()
+        switch parse(buffer, into: &arguments) {
+        case .command(let consumed): return .command(arguments.list, consumed: consumed)
+        case .skip(let consumed): return .skip(consumed: consumed)
+        case .incomplete: return .incomplete
+        case .protocolError(let message): return .protocolError(message)
+        }
+    }
+
+    /// Parses the first request in `buffer` into `arguments` (emptied
+    /// first; on anything but `.command` its contents mean nothing).
+    public func parse(_ buffer: UnsafeRawBufferPointer, into arguments: inout RequestArguments) -> Outcome {
+        arguments.removeAll()
         guard let first = buffer.first else { return .incomplete }
-        return first == UInt8(ascii: "*") ? parseMultibulk(buffer) : parseInline(buffer)
+        return first == UInt8(ascii: "*") ? parseMultibulk(buffer, into: &arguments) : parseInline(buffer, into: &arguments)
     }
 
     // MARK: Multibulk
 
-    private func parseMultibulk(_ buffer: UnsafeRawBufferPointer) -> Result {
+    private func parseMultibulk(_ buffer: UnsafeRawBufferPointer, into arguments: inout RequestArguments) -> Outcome {
         var position = 0
         guard let countLine = headerLine(buffer, from: &position) else {
             return buffer.count > limits.maxInlineLength ? .protocolError("Protocol error: too big mbulk count string") : .incomplete
@@ -53,8 +71,6 @@ public struct RESPRequestParser: Sendable {
             return .protocolError("Protocol error: invalid multibulk length")
         }
         guard count > 0 else { return .skip(consumed: position) }
-        var arguments: [[UInt8]] = []
-        arguments.reserveCapacity(Int(min(count, 1024)))
         for _ in 0..<count {
             let lineStart = position
             guard let lengthLine = headerLine(buffer, from: &position) else {
@@ -71,10 +87,10 @@ public struct RESPRequestParser: Sendable {
             }
             // The payload and its CRLF (which Redis skips without checking).
             guard buffer.count - position >= Int(length) + 2 else { return .incomplete }
-            arguments.append(Array(buffer[position..<(position + Int(length))]))
+            arguments.append(UnsafeRawBufferPointer(rebasing: buffer[position..<(position + Int(length))]))
             position += Int(length) + 2
         }
-        return .command(arguments, consumed: position)
+        return .command(consumed: position)
     }
 
     /// The line from `position` up to its CR (the LF must have arrived too);
@@ -99,7 +115,7 @@ public struct RESPRequestParser: Sendable {
 
     // MARK: Inline
 
-    private func parseInline(_ buffer: UnsafeRawBufferPointer) -> Result {
+    private func parseInline(_ buffer: UnsafeRawBufferPointer, into arguments: inout RequestArguments) -> Outcome {
         let searchLimit = min(buffer.count, limits.maxInlineLength + 1)
         var newline = 0
         while newline < searchLimit && buffer[newline] != 0x0A { newline += 1 }
@@ -108,10 +124,11 @@ public struct RESPRequestParser: Sendable {
         }
         var end = newline
         if end > 0 && buffer[end - 1] == 0x0D { end -= 1 }
-        guard let arguments = Self.splitArguments(UnsafeRawBufferPointer(rebasing: buffer[0..<end])) else {
+        guard let words = Self.splitArguments(UnsafeRawBufferPointer(rebasing: buffer[0..<end])) else {
             return .protocolError("Protocol error: unbalanced quotes in request")
         }
-        return arguments.isEmpty ? .skip(consumed: newline + 1) : .command(arguments, consumed: newline + 1)
+        for word in words { arguments.append(word) }
+        return words.isEmpty ? .skip(consumed: newline + 1) : .command(consumed: newline + 1)
     }
 
     /// Redis's `sdssplitargs`: words separated by white space; "double

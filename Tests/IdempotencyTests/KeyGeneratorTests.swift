@@ -67,6 +67,32 @@ import Glibc
         #expect(draws.count == 200)
     }
 
+    /// Small draws come from the pool: across many refills, every byte
+    /// value still reaches every position, no draw repeats (a refill that
+    /// reused or skipped the pool's bytes would), and draws of odd sizes
+    /// that straddle a refill are whole.
+    @Test func pooledDrawsAreFreshAcrossRefills() {
+        var seen = [Set<UInt8>](repeating: [], count: 16)
+        var draws = Set<[UInt8]>()
+        for _ in 0..<2000 {
+            let draw = randomBytes(16)
+            for (position, byte) in draw.enumerated() { seen[position].insert(byte) }
+            draws.insert(draw)
+        }
+        #expect(seen.allSatisfy { $0.count > 200 })
+        #expect(draws.count == 2000)
+        #expect(randomBytes(1).count == 1)
+        for count in [15, 33, 64] {
+            var odd = Set<[UInt8]>()
+            for _ in 0..<100 {
+                let draw = randomBytes(count)
+                #expect(draw.count == count)
+                odd.insert(draw)
+            }
+            #expect(odd.count == 100, "\(count)-byte draws repeat")
+        }
+    }
+
     @Test func uuidsHaveTheirVersionAndVariant() {
         let four = Array(KeyGenerator.uuid4().utf8)
         #expect(four.count == 36 && four[14] == UInt8(ascii: "4") && [UInt8]("89ab".utf8).contains(four[19]))

@@ -23,6 +23,29 @@ import Testing
         #expect(parse("*-1\r\n") == .skip(consumed: 5))
     }
 
+    /// One argument list refilled request after request (as a connection
+    /// does): each parse sees only its own request, whether the list was
+    /// left holding a longer one, a half-parsed one, or is still held by a
+    /// copy (a handler that kept its arguments) — which must keep its own.
+    @Test func reusedArgumentListHoldsOnlyTheLatestRequest() {
+        var arguments = RequestArguments()
+        func parse(_ text: String) -> RESPRequestParser.Outcome {
+            Array(text.utf8).withUnsafeBytes { parser.parse($0, into: &arguments) }
+        }
+        #expect(parse("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n") == .command(consumed: 33))
+        let kept = arguments
+        #expect(parse("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9\r\nunfinish") == .incomplete)
+        #expect(parse("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n") == .command(consumed: 20))
+        #expect(arguments.list == self.arguments("GET", "k"))
+        #expect(Array(arguments[1]) == Array("k".utf8))
+        #expect(arguments.withArgument(0) { Array($0) } == Array("GET".utf8))
+        #expect(kept.list == self.arguments("SET", "key", "value"))
+        #expect(parse("set  'a b' \"\\x41\"\r\n") == .command(consumed: 19))
+        #expect(arguments.list == self.arguments("set", "a b", "A"))
+        #expect(parse("*0\r\n") == .skip(consumed: 4))
+        #expect(arguments.isEmpty)
+    }
+
     @Test func incompleteInputWaitsAtEveryCut() {
         let full = Array("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n".utf8)
         for cut in 0..<full.count { #expect(parse(Array(full[..<cut])) == .incomplete, "cut at \(cut)") }

@@ -348,8 +348,9 @@ struct RadixTreeNodeHeader<Leaf: RadixTreeLeaf> {
 /// - `.node48`: `keys[b]` is 0 for no child, else the slot index + 1.
 /// - `.node256`: slot `b` is the child for byte `b`.
 ///
-/// Invariant: every one of the `kind.capacity` slots is initialized (nil
-/// when empty) from `make` to `deinit`.
+/// Invariants: every one of the `kind.capacity` slots is initialized (nil
+/// when empty) from `make` to `deinit`, and exactly `count` of them are
+/// not nil.
 ///
 /// Header and slots are reached through pointers, never the `header`
 /// property: the tree's owner serialises writers and excludes them from
@@ -377,6 +378,9 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf>: ManagedBuffer<RadixTreeNodeHeade
 
     deinit {
         withUnsafeMutablePointers { header, slots in
+            // Every slot holds nil when `count` is 0 (a node emptied by
+            // `resized`): nothing to release.
+            guard header.pointee.count > 0 else { return }
             _ = slots.deinitialize(count: header.pointee.kind.capacity)
         }
     }
@@ -587,13 +591,31 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf>: ManagedBuffer<RadixTreeNodeHeade
         }
     }
 
+    /// A node of `kind` taking over this node's prefix, terminal and
+    /// children, which are moved, not copied: this node is about to leave
+    /// the tree (the caller swaps the new one in), and once emptied its
+    /// release touches no child — no retain and release of every child, no
+    /// walk over its slots in `deinit`.
     private func resized(to kind: Kind) -> RadixTreeNode {
         let node = RadixTreeNode.make(prefix: prefix, kind: kind)
         node.terminal = terminal
-        _ = forEachChild { byte, child in
-            node.addChild(child, for: byte)
-            return true
+        let head = head, slots = slots
+        switch head.pointee.kind {
+        case .node4, .node16:
+            for index in 0..<head.pointee.count {
+                node.addChild(slots[index].take()!, for: head.pointee.smallKeys[index])
+            }
+        case .node48:
+            for byte in 0..<256 {
+                let slot = Int(head.pointee.keys[byte])
+                if slot != 0 { node.addChild(slots[slot - 1].take()!, for: UInt8(byte)) }
+            }
+        case .node256:
+            for byte in 0..<256 {
+                if let child = slots[byte].take() { node.addChild(child, for: UInt8(byte)) }
+            }
         }
+        head.pointee.count = 0
         return node
     }
 }

@@ -100,7 +100,7 @@ enum IdempotencyCommands {
             return .reply(.idempotencyFailure(error))
         }
         let server = call.server
-        return call.withValue(of: call[1]) { value throws(ReplyError) in
+        return call.withValue(of: call.argument(1)) { value throws(ReplyError) in
             guard let current = value else { return .null }
             guard current.type == .idempotencyRecord else { return .wrongType }
             let record: IdempotencyRecord

@@ -44,7 +44,7 @@ enum KeyCommands {
         let pending = PendingReply()
         let tally = Mutex<(remaining: Int, deleted: Int64, failure: (any Error)?)>((call.argumentCount - 1, 0, nil))
         for index in 1..<call.argumentCount {
-            call.update(call[index], { current throws(ReplyError) -> (Mutation?, Int64) in
+            call.update(call.argument(index), { current throws(ReplyError) -> (Mutation?, Int64) in
                 current == nil ? (nil, 0) : (.delete, 1)
             }, completion: { result in
                 let finished: (Int64, (any Error)?)? = tally.withLock { tally in
@@ -63,20 +63,20 @@ enum KeyCommands {
     }
 
     static func exists(_ call: Invocation) -> CommandResult {
-        call.withValues(of: Array(call.arguments.dropFirst())) { values throws(ReplyError) in
+        call.withValues(of: (1..<call.argumentCount).map(call.argument)) { values throws(ReplyError) in
             .integer(Int64(values.count { $0 != nil }))
         }
     }
 
     static func type(_ call: Invocation) -> CommandResult {
-        call.withValue(of: call[1]) { value throws(ReplyError) in
+        call.withValue(of: call.argument(1)) { value throws(ReplyError) in
             .simpleString(value?.type.name ?? "none")
         }
     }
 
     static func timeToLive(_ call: Invocation, unit: Int64, absolute: Bool) -> CommandResult {
         let server = call.server
-        return call.withValue(of: call[1]) { value throws(ReplyError) in
+        return call.withValue(of: call.argument(1)) { value throws(ReplyError) in
             guard let current = value else { return .integer(-2) }
             guard let expiresAt = current.stored.expiresAt else { return .integer(-1) }
             if absolute { return .integer(expiresAt / unit) }
@@ -108,7 +108,7 @@ enum KeyCommands {
         let (scaled, overflow) = amount.multipliedReportingOverflow(by: unit)
         let (deadline, overflow2) = absolute ? (scaled, false) : scaled.addingReportingOverflow(now)
         guard !overflow && !overflow2 else { return .reply(.invalidExpireTime(name)) }
-        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, Int64) in
+        return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, Int64) in
             guard let current else { return (nil, 0) }
             guard current.type == .string else { throw ReplyError(reply: .wrongType) }
             let existing = current.stored.expiresAt
@@ -123,7 +123,7 @@ enum KeyCommands {
     }
 
     static func persist(_ call: Invocation) -> CommandResult {
-        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, Int64) in
+        return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, Int64) in
             guard let current, current.stored.expiresAt != nil else { return (nil, 0) }
             guard current.type == .string else { throw ReplyError(reply: .wrongType) }
             return (.put(value: current.stored.value, expiresAt: nil), 1)

@@ -58,8 +58,8 @@ enum StringCommands {
             }
             index += 1
         }
-        let value = Keyspace.encodeString(call[2])
-        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        let value = Keyspace.encodeString(call.argument(2))
+        return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if let current, current.type != .string { throw ReplyError(reply: .wrongType) }
             let old: RESPValue = returnOld ? .bulkString(current?.string) : .bulkString(nil)
             switch condition {
@@ -99,8 +99,8 @@ enum StringCommands {
     }
 
     static func setnx(_ call: Invocation) -> CommandResult {
-        let value = Keyspace.encodeString(call[2])
-        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        let value = Keyspace.encodeString(call.argument(2))
+        return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if current != nil { return (nil, .integer(0)) }
             return (.put(value: value, expiresAt: nil), .integer(1))
         }, reply: { $0 })
@@ -111,8 +111,8 @@ enum StringCommands {
         guard let deadline = deadline(amount, option: unit == 1000 ? "EX" : "PX", now: call.server.now) else {
             return .reply(.invalidExpireTime(name))
         }
-        let value = Keyspace.encodeString(call[3])
-        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        let value = Keyspace.encodeString(call.argument(3))
+        return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if let current, current.type != .string { throw ReplyError(reply: .wrongType) }
             return (.put(value: value, expiresAt: deadline), .ok)
         }, reply: { $0 })
@@ -120,7 +120,7 @@ enum StringCommands {
 
     static func get(_ call: Invocation) -> CommandResult {
         let metrics = call.session.metrics
-        return call.withValue(of: call[1]) { value throws(ReplyError) in
+        return call.withValue(of: call.argument(1)) { value throws(ReplyError) in
             guard let current = value else {
                 metrics.add(.keyspaceMisses)
                 return .bulkString(nil)
@@ -132,7 +132,7 @@ enum StringCommands {
     }
 
     static func getdel(_ call: Invocation) -> CommandResult {
-        return call.update(call[1], { current throws(ReplyError) -> (Mutation?, RESPValue) in
+        return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, RESPValue) in
             guard let current else { return (nil, .bulkString(nil)) }
             guard current.type == .string else { throw ReplyError(reply: .wrongType) }
             return (.delete, .bulkString(current.string))
@@ -140,7 +140,7 @@ enum StringCommands {
     }
 
     static func mget(_ call: Invocation) -> CommandResult {
-        call.withValues(of: Array(call.arguments.dropFirst())) { values throws(ReplyError) in
+        call.withValues(of: (1..<call.argumentCount).map(call.argument)) { values throws(ReplyError) in
             .array(values.map { value in value.flatMap { $0.type == .string ? .bulkString($0.string) : nil } ?? .bulkString(nil) })
         }
     }

@@ -37,6 +37,9 @@ final class ClientConnection: LoopSource {
     private unowned let owner: LoopConnections
     private let server: ServerContext
     private let parser: RESPRequestParser
+    /// The command being parsed, refilled for every one (see
+    /// `RequestArguments` on why it is reused).
+    private var arguments = RequestArguments()
 
     /// Unparsed input: `input[inputStart..<inputEnd]`. Empty (no memory)
     /// while the connection is idle: see `releaseIdleBuffers`.
@@ -176,8 +179,8 @@ final class ClientConnection: LoopSource {
         processing = true
         defer { processing = false }
         parsing: while !closeAfterReplies && !closed && inputEnd > inputStart && !isPaused {
-            let result = parser.parse(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]))
-            switch result {
+            let outcome = parser.parse(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]), into: &arguments)
+            switch outcome {
             case .incomplete:
                 break parsing
             case .skip(let consumed):
@@ -188,7 +191,7 @@ final class ClientConnection: LoopSource {
                 inputStart = inputEnd
                 reply(.error("ERR " + message))
                 closeAfterReplies = true
-            case .command(let arguments, let consumed):
+            case .command(let consumed):
                 // Read your writes: a command that does not go through the
                 // commit pipeline waits until this connection's earlier
                 // writes are durable and visible (it is parsed again then).
@@ -200,7 +203,7 @@ final class ClientConnection: LoopSource {
         }
     }
 
-    private func run(_ command: Int, _ arguments: [[UInt8]]) {
+    private func run(_ command: Int, _ arguments: RequestArguments) {
         let started = Self.monotonicNanoseconds()
         switch server.execute(command, arguments, session: session) {
         case .reply(let value):

@@ -82,6 +82,11 @@ final class LoopConnections: LoopDelegate {
             if logWriteNeeded {
                 logWriteNeeded = false
                 server.engine.writeDeferredLog()
+                // The other loop's log write may have taken this loop's
+                // records first; their completions are then usually queued
+                // here by now. Taking them in sends their replies in this
+                // pass instead of in an iteration of their own.
+                loop.runTasks()
             }
             swap(&dirty, &spareDirty)
             for connection in spareDirty {

@@ -30,13 +30,21 @@ protocol LoopDelegate: AnyObject {
 ///   shared state (behind `tasks`). That confinement is what the unchecked
 ///   `Sendable` conformance stands for.
 /// - A task queued with `execute` runs in the iteration after the one that
-///   drained the queue before it, never lost while the loop runs: the
-///   eventfd is written whenever the queue goes from empty to non-empty
-///   (`wakePending`), and the loop drains the queue every iteration.
+///   drained the queue before it, never lost while the loop runs: the loop
+///   drains the queue every iteration, and it blocks in `epoll_wait` only
+///   after marking itself `sleeping` under the queue's lock with the queue
+///   empty — a task queued after that finds `sleeping` set and writes the
+///   eventfd (once: `wakePending`).
 /// - After `stop`, queued and later tasks are dropped, not run.
 final class ServerLoop: @unchecked Sendable {
     private struct TaskQueue {
         var tasks: [@Sendable () -> Void] = []
+        /// The loop is in (or about to enter) `epoll_wait` with no task
+        /// queued: only then does a new task need the eventfd. A busy loop
+        /// drains the queue at the end of its iteration anyway, and a
+        /// needless wake-up costs it a write, a read and an extra
+        /// `epoll_wait` round.
+        var sleeping = false
         var wakePending = false
         var stopped = false
     }
@@ -111,8 +119,9 @@ final class ServerLoop: @unchecked Sendable {
         let wake = queue.withLock { queue in
             guard !queue.stopped else { return false }
             queue.tasks.append(task)
-            defer { queue.wakePending = true }
-            return !queue.wakePending
+            guard queue.sleeping && !queue.wakePending else { return false }
+            queue.wakePending = true
+            return true
         }
         if wake { signalWake() }
     }
@@ -164,12 +173,17 @@ final class ServerLoop: @unchecked Sendable {
         var events = [UInt32](repeating: 0, count: Self.maxEvents)
         var nextTick = Self.coarseMilliseconds() + tickMilliseconds
         while true {
-            let timeout = Int32(clamping: max(0, nextTick - nowMilliseconds))
+            let idle = queue.withLock { queue in
+                queue.sleeping = queue.tasks.isEmpty && !queue.stopped
+                return queue.sleeping
+            }
+            let timeout = idle ? Int32(clamping: max(0, nextTick - nowMilliseconds)) : 0
             let count = tokens.withUnsafeMutableBufferPointer { tokens in
                 events.withUnsafeMutableBufferPointer { events in
                     idem_epoll_wait(epollDescriptor, tokens.baseAddress, events.baseAddress, Int32(Self.maxEvents), timeout)
                 }
             }
+            if idle { queue.withLock { $0.sleeping = false } }
             nowMilliseconds = Self.coarseMilliseconds()
             if count > 0 {
                 for position in 0..<Int(count) {
@@ -194,8 +208,15 @@ final class ServerLoop: @unchecked Sendable {
         sources.removeAll()
     }
 
-    /// Runs the queued tasks; false once the loop is to stop.
-    private func runTasks() -> Bool {
+    /// Runs the queued tasks; false once the loop is to stop (the tasks
+    /// are then dropped). Loop thread only: the loop calls it every
+    /// iteration, and its delegate may call it again before writing replies
+    /// (`LoopConnections.iterationEnded`), so that completions another
+    /// thread posted during the iteration go out with this iteration's
+    /// replies rather than costing an iteration of their own.
+    @discardableResult
+    func runTasks() -> Bool {
+        assert(inLoop, "tasks run on their loop")
         let (tasks, stopped) = queue.withLock { queue in
             defer {
                 queue.tasks.removeAll(keepingCapacity: true)
