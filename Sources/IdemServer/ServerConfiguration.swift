@@ -43,18 +43,8 @@ public struct ServerConfiguration: Sendable {
     public var maxPendingCommands = 1024
     /// Threads that serve disk reads, scans and flushes off the event loops.
     public var blockingThreads = 2
-    /// Event loop threads; nil uses `defaultEventLoopThreads`.
+    /// Event loop threads; nil uses one per core.
     public var eventLoopThreads: Int?
-
-    /// Half the cores, at least one. The other half is for what every
-    /// write also costs — the commit and sync threads, flushes and
-    /// compactions, the kernel's network stack — and for clients on the
-    /// same machine. On 2 cores beside redis-benchmark, one loop served
-    /// SET NX -P 1 at 67–70k/s and two at 52–56k/s (GET -P 1: 77–100k vs
-    /// 64–92k; the second loop helped only GET -P 16); see BENCHMARKS.md.
-    public static func defaultEventLoopThreads(cores: Int) -> Int {
-        max(1, cores / 2)
-    }
 
     public init() {}
 
