@@ -6,7 +6,7 @@ import Testing
 /// interleavings that could break them.
 @Suite struct ReadModifyWriteTests {
     /// A read-modify-write reads the tables before it takes the commit lock
-    /// (`CommitPipeline.prefetchTableEntry`). Here, exactly while it reads
+    /// (`CommitPipeline.prefetch`). Here, exactly while it reads
     /// them, another writer changes the key and a flush moves that change
     /// into a new table: the update must see the change (the prefetched
     /// entry belongs to a version no longer current), not the older value.

@@ -127,12 +127,8 @@ final class CommitPipeline: Sendable {
     /// waiter that completes when it is (with `deferLogWrites`: once
     /// `writeDeferred()` has written it).
     func commit<R>(reading key: [UInt8]?, _ decide: (VersionedEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
-        // The tables are read before the lock is taken: their bloom probes
-        // and block reads are the slow part of a lookup, and under the lock
-        // they would serialize every writer behind one reader. Valid under
-        // the lock only while the same `Version` is current (tables are
-        // immutable; a flush or compaction installs a new version).
-        let prefetched = try key.map { key throws(EngineError) in try prefetchTableEntry(key) } ?? nil
+        // Read before the lock is taken; `currentEntry` checks it still holds.
+        let prefetched = try key.map { key throws(EngineError) in try prefetch(key) }
 
         lock.lock()
         var locked = true
@@ -200,28 +196,52 @@ final class CommitPipeline: Sendable {
         return (result, nil)
     }
 
-    /// What the tables of the current version hold for `key`, when no
-    /// memtable holds it (a memtable entry is newer: the tables need not
-    /// be read). Call without `lock`.
-    private func prefetchTableEntry(_ key: [UInt8]) throws(EngineError) -> (version: Version, entry: VersionedEntry?)? {
+    /// What a commit read before taking `lock`: the key's newest entry in
+    /// `view`'s memtables, and (when they hold none) in its tables.
+    private struct Prefetch {
+        let view: ReadView
+        /// `view.active.applyCount` read before the lookup.
+        let applies: UInt64
+        let memtableEntry: VersionedEntry?
+        /// Read only when no memtable held the key.
+        let tableEntry: VersionedEntry??
+    }
+
+    /// Reads `key` without `lock`: the bloom probes and block reads of the
+    /// tables are the slow part of a lookup, and under the lock they would
+    /// serialize every writer behind one reader.
+    private func prefetch(_ key: [UInt8]) throws(EngineError) -> Prefetch {
         let view = views.current
+        let applies = view.active.applyCount
         return try key.withUnsafeBytes { raw in
-            Result { () throws(EngineError) -> (version: Version, entry: VersionedEntry?)? in
-                if view.memtableEntry(raw) != nil { return nil }
-                return (view.version, try view.version.get(raw))
+            Result { () throws(EngineError) -> Prefetch in
+                if let entry = view.memtableEntry(raw) {
+                    return Prefetch(view: view, applies: applies, memtableEntry: entry, tableEntry: nil)
+                }
+                return Prefetch(view: view, applies: applies, memtableEntry: nil, tableEntry: .some(try view.version.get(raw)))
             }
         }.get()
     }
 
     /// The newest committed entry for `key` (call with `lock` held, after
-    /// the overlay): the memtables', else the prefetched table entry if
-    /// its version is still current, else the tables read now.
-    private func currentEntry(_ key: [UInt8], prefetched: (version: Version, entry: VersionedEntry?)?) throws(EngineError) -> VersionedEntry? {
+    /// the overlay). The prefetch stands whole when nothing changed since:
+    /// the same view (no seal, flush or compaction) and no apply to its
+    /// active memtable (applies run under `lock`, so none is running now)
+    /// — the common case, which saves a second probe of every memtable.
+    /// Otherwise the memtables are read again, and the prefetched table
+    /// entry is used if its version is still current (tables are
+    /// immutable).
+    private func currentEntry(_ key: [UInt8], prefetched: Prefetch?) throws(EngineError) -> VersionedEntry? {
         let view = views.current
+        if let prefetched, prefetched.view === view, view.active.applyCount == prefetched.applies {
+            return prefetched.memtableEntry ?? prefetched.tableEntry ?? nil
+        }
         return try key.withUnsafeBytes { raw in
             Result { () throws(EngineError) -> VersionedEntry? in
                 if let entry = view.memtableEntry(raw) { return entry }
-                if let prefetched, prefetched.version === view.version { return prefetched.entry }
+                if let prefetched, prefetched.view.version === view.version, let tableEntry = prefetched.tableEntry {
+                    return tableEntry
+                }
                 return try view.version.get(raw)
             }
         }.get()

@@ -490,11 +490,14 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf>: ManagedBuffer<RadixTreeNodeHeade
             var index = count
             while index > position {
                 head.pointee.smallKeys[index] = head.pointee.smallKeys[index - 1]
-                slots[index] = slots[index - 1]
                 index -= 1
             }
             head.pointee.smallKeys[position] = byte
-            slots[position] = child
+            // Shift the children up by moving their bits (an assignment per
+            // slot would retain and release each one): slot `count` holds
+            // nil, which needs no release before it is overwritten.
+            (slots + position + 1).moveInitialize(from: slots + position, count: count - position)
+            (slots + position).initialize(to: child)
         case .node48:
             var free = 0
             while slots[free] != nil { free += 1 }
@@ -519,9 +522,12 @@ final class RadixTreeNode<Leaf: RadixTreeLeaf>: ManagedBuffer<RadixTreeNodeHeade
             let count = head.pointee.count
             for later in slot..<(count - 1) {
                 head.pointee.smallKeys[later] = head.pointee.smallKeys[later + 1]
-                slots[later] = slots[later + 1]
             }
-            slots[count - 1] = nil
+            // The removed child is released; the later ones move down a
+            // slot without being retained again, and the last slot is nil.
+            (slots + slot).deinitialize(count: 1)
+            (slots + slot).moveInitialize(from: slots + slot + 1, count: count - 1 - slot)
+            (slots + count - 1).initialize(to: nil)
         case .node48:
             slots[slot] = nil
             head.pointee.keys[Int(byte)] = 0

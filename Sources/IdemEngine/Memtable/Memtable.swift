@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The newest version of every recently written key, in key order.
 ///
 /// Concurrency design: one writer at a time (the engine's commit path
@@ -17,6 +19,12 @@ final class Memtable: Sendable {
     /// Point lookups; the tree serves ordered iteration.
     nonisolated(unsafe) private var index: MemtableIndex
     nonisolated(unsafe) private var footprint = 0
+    /// How many applies have finished, bumped inside the write lock. A
+    /// reader that reads it before a lookup, and finds it unchanged at a
+    /// point where no apply can be running, knows its lookup still holds
+    /// (the commit pipeline checks this under its lock, which every apply
+    /// takes).
+    private let applies = Atomic<UInt64>(0)
 
     /// `memtableSize`: the bytes at which the memtable will be sealed; the
     /// hash index starts large enough for that many small entries, so that
@@ -39,12 +47,19 @@ final class Memtable: Sendable {
     func apply<Entries: Sequence<VersionedEntry>>(_ entries: Entries) {
         lock.withWriteLock {
             for entry in entries { insertLocked(entry) }
+            applies.add(1, ordering: .releasing)
         }
     }
 
     func apply(_ entry: VersionedEntry) {
-        lock.withWriteLock { insertLocked(entry) }
+        lock.withWriteLock {
+            insertLocked(entry)
+            applies.add(1, ordering: .releasing)
+        }
     }
+
+    /// See `applies`.
+    var applyCount: UInt64 { applies.load(ordering: .acquiring) }
 
     private func insertLocked(_ entry: VersionedEntry) {
         footprint += entry.approximateFootprint
