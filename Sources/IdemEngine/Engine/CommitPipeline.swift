@@ -71,8 +71,10 @@ final class CommitPipeline: Sendable {
     let options: EngineOptions
     let counters: EngineCounters
     private let lock = ConditionLock()
-    /// Guarded by `lock`.
-    nonisolated(unsafe) private var state: State
+    /// Guarded by `lock`. The lock is what keeps accesses apart, so the
+    /// runtime's exclusivity check (a thread-local lookup on every access
+    /// of a class property, several per commit) is left out.
+    @exclusivity(unchecked) nonisolated(unsafe) private var state: State
     /// Under `.always` used only by the commit thread; otherwise only with
     /// `lock` held (the periodic syncer takes `filesToSync` under it). The
     /// exception is its thread-safe part — the rolled-away segments and the

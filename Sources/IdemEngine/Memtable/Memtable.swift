@@ -15,10 +15,12 @@ import Synchronization
 /// points at that same entry — both change under one write lock.
 final class Memtable: Sendable {
     private let lock = ReadWriteLock()
-    nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
+    // Guarded by `lock` (which is what keeps accesses apart: the runtime's
+    // exclusivity checks, a thread-local lookup per access, are left out).
+    @exclusivity(unchecked) nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
     /// Point lookups; the tree serves ordered iteration.
-    nonisolated(unsafe) private var index: MemtableIndex
-    nonisolated(unsafe) private var footprint = 0
+    @exclusivity(unchecked) nonisolated(unsafe) private var index: MemtableIndex
+    @exclusivity(unchecked) nonisolated(unsafe) private var footprint = 0
     /// How many applies have finished, bumped inside the write lock. A
     /// reader that reads it before a lookup, and finds it unchanged at a
     /// point where no apply can be running, knows its lookup still holds

@@ -10,15 +10,19 @@ struct TableOptions {
 /// Writes one SSTable (format in `TableFormat`) from entries in strictly
 /// increasing key order. The caller owns the file's name: it writes to a
 /// temporary name and renames once `finish` has synced the file.
+///
+/// Used by one thread at a time (the flush or compaction that owns it), so
+/// the builder's state is exempt from the runtime's exclusivity checks,
+/// which would otherwise run on every field access of every entry added.
 final class TableBuilder {
     private let file: any WritableFile
     private let fileNumber: UInt64
     private let options: TableOptions
-    private var dataBlock: BlockBuilder
-    private var indexBlock = BlockBuilder(restartInterval: 1)
-    private var filter: BloomFilterBuilder
-    private(set) var properties = TableProperties()
-    private var lastEntry: VersionedEntry?
+    @exclusivity(unchecked) private var dataBlock: BlockBuilder
+    @exclusivity(unchecked) private var indexBlock = BlockBuilder(restartInterval: 1)
+    @exclusivity(unchecked) private var filter: BloomFilterBuilder
+    @exclusivity(unchecked) private(set) var properties = TableProperties()
+    @exclusivity(unchecked) private var lastEntry: VersionedEntry?
 
     init(file: any WritableFile, fileNumber: UInt64, options: TableOptions, partition: Int64, tier: Tier, createdAt: Int64) {
         self.file = file

@@ -26,6 +26,11 @@ import RESP
 /// - Once `closed`, the descriptor is never touched again (its number may
 ///   already belong to another connection); replies completing later are
 ///   dropped.
+///
+/// Confinement to the loop's thread is also why the mutable state below
+/// is exempt from the runtime's exclusivity checks (`@exclusivity`): each
+/// would cost a thread-local lookup per access, dozens per command, to
+/// enforce what the loop already guarantees.
 final class ClientConnection: LoopSource {
     private enum Slot {
         case waiting
@@ -39,34 +44,34 @@ final class ClientConnection: LoopSource {
     private let parser: RESPRequestParser
     /// The command being parsed, refilled for every one (see
     /// `RequestArguments` on why it is reused).
-    private var arguments = RequestArguments()
+    @exclusivity(unchecked) private var arguments = RequestArguments()
 
     /// Unparsed input: `input[inputStart..<inputEnd]`. Empty (no memory)
     /// while the connection is idle: see `releaseIdleBuffers`.
-    private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    private var inputStart = 0
-    private var inputEnd = 0
+    @exclusivity(unchecked) private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    @exclusivity(unchecked) private var inputStart = 0
+    @exclusivity(unchecked) private var inputEnd = 0
     /// Replies encoded and not yet sent: `output[outputSent...]`.
-    private var output: [UInt8] = []
-    private var outputSent = 0
+    @exclusivity(unchecked) private var output: [UInt8] = []
+    @exclusivity(unchecked) private var outputSent = 0
 
     /// Replies not yet encoded: `slots[slotHead...]`, the first being
     /// command number `firstSlotID`. Empty when nothing waits.
-    private var slots: [Slot] = []
-    private var slotHead = 0
-    private var firstSlotID = 0
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var slotHead = 0
+    @exclusivity(unchecked) private var firstSlotID = 0
 
     /// Parse nothing more; close once every reply is out (QUIT, a protocol
     /// error, shutdown).
-    private var closeAfterReplies = false
-    private(set) var closed = false
-    private var processing = false
+    @exclusivity(unchecked) private var closeAfterReplies = false
+    @exclusivity(unchecked) private(set) var closed = false
+    @exclusivity(unchecked) private var processing = false
     /// The events the loop watches for (EPOLLIN, EPOLLOUT).
-    private var watched = UInt32(EPOLLIN.rawValue)
+    @exclusivity(unchecked) private var watched = UInt32(EPOLLIN.rawValue)
     /// In the owner's dirty list.
-    var isDirty = false
+    @exclusivity(unchecked) var isDirty = false
     /// The loop's time of the last read, for the idle timeout.
-    private(set) var lastReadAt: Int64
+    @exclusivity(unchecked) private(set) var lastReadAt: Int64
 
     private static let readSize = 16 * 1024
     private static let outputHighWater = 512 * 1024

@@ -22,9 +22,11 @@ final class LoopConnections: LoopDelegate {
     let metrics: MetricsShard
     /// Set on the loop that accepts (loop 0).
     var listener: TCPListener?
-    var logWriteNeeded = false
-    private var dirty: [ClientConnection] = []
-    private var spareDirty: [ClientConnection] = []
+    // Loop thread only, hence exempt from exclusivity checks (see
+    // `ClientConnection`).
+    @exclusivity(unchecked) var logWriteNeeded = false
+    @exclusivity(unchecked) private var dirty: [ClientConnection] = []
+    @exclusivity(unchecked) private var spareDirty: [ClientConnection] = []
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
 
     init(server: ServerContext, loop: ServerLoop) {

@@ -56,13 +56,14 @@ final class ServerLoop: @unchecked Sendable {
     private let threadIdentity = Atomic<UInt>(0)
     private var thread: pthread_t?
 
-    // Loop thread only.
-    private var sources: [LoopSource?] = []
+    // Loop thread only (hence exempt from exclusivity checks, which would
+    // cost a thread-local lookup per event).
+    @exclusivity(unchecked) private var sources: [LoopSource?] = []
     /// Released when the loop stops (it holds the loop in turn).
     private var delegate: LoopDelegate?
     private var tickMilliseconds: Int64 = 1000
     /// Coarse monotonic time of the current iteration, in milliseconds.
-    private(set) var nowMilliseconds: Int64 = 0
+    @exclusivity(unchecked) private(set) var nowMilliseconds: Int64 = 0
 
     private static let wakeToken = UInt64.max
     private static let maxEvents = 256
