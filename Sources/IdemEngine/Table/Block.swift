@@ -68,6 +68,18 @@ struct BlockIterator {
     /// keys at restart points where they lie (a restart entry shares no
     /// prefix, so its key is its suffix), and the whole seek reads the block
     /// through one pointer — no slice, copy or reference count per entry.
+    ///
+    /// The scan after the binary search builds no key until it stops. It
+    /// keeps `matched`, how many leading bytes the previous key (which is
+    /// below `target`) shares with `target`; an entry sharing `shared`
+    /// bytes with the previous key is then placed without reading it in
+    /// full (keys strictly increase):
+    /// - `shared > matched`: it agrees with the previous key where that one
+    ///   fell below `target`: below `target` too, skipped;
+    /// - `shared < matched`: it rises above the previous key at a byte where
+    ///   that one still equalled `target`: above `target`, the answer;
+    /// - `shared == matched`: its suffix is compared with `target`'s rest.
+    /// The answer's key is `target`'s first `shared` bytes and its suffix.
     mutating func seek(_ target: UnsafeRawBufferPointer) throws(TableCorruption) {
         let block = self.block
         let result = block.bytes.withUnsafeBytes { raw in
@@ -84,13 +96,45 @@ struct BlockIterator {
                         high = middle - 1
                     }
                 }
-                nextOffset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
+                var offset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
+                var matched = 0
+                var previousKeyCount = 0
+                while offset < block.restartsOffset {
+                    let entry = try Self.decode(raw, at: offset, limit: block.restartsOffset, keyCount: previousKeyCount)
+                    let keyCount = entry.shared + entry.suffix.count
+                    if entry.shared == matched {
+                        let suffix = UnsafeRawBufferPointer(rebasing: raw[entry.suffix])
+                        let rest = UnsafeRawBufferPointer(rebasing: target[matched...])
+                        let common = ByteOrder.commonPrefixLength(suffix, rest)
+                        let below = common < suffix.count
+                            ? common < rest.count && suffix[common] < rest[common]
+                            : common < rest.count
+                        if !below { return land(on: entry, target: target, raw: raw) }
+                        matched += common
+                    } else if entry.shared < matched {
+                        return land(on: entry, target: target, raw: raw)
+                    }
+                    previousKeyCount = keyCount
+                    offset = entry.value.upperBound
+                }
+                nextOffset = offset
                 key.removeAll(keepingCapacity: true)
-                try step(raw)
-                while isValid && ByteOrder.compare(key, target) < 0 { try step(raw) }
+                isValid = false
             }
         }
         try result.get()
+    }
+
+    /// Makes `entry` (found by `seek(target)`, sharing only bytes it shares
+    /// with `target`) the current one.
+    private mutating func land(on entry: (shared: Int, suffix: Range<Int>, value: Range<Int>),
+                               target: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
+        key.removeAll(keepingCapacity: true)
+        key.append(contentsOf: UnsafeRawBufferPointer(rebasing: target[..<entry.shared]))
+        key.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[entry.suffix]))
+        value = entry.value
+        nextOffset = entry.value.upperBound
+        isValid = true
     }
 
     /// Decodes the entry at `nextOffset`; invalid past the last entry.

@@ -39,4 +39,21 @@ enum ByteOrder {
         bytes.count >= prefix.count
             && prefix.withUnsafeBytes { compare(UnsafeRawBufferPointer(rebasing: bytes[0..<prefix.count]), $0) == 0 }
     }
+
+    /// How many leading bytes `a` and `b` share: eight at a time, then
+    /// the first differing byte from the XOR's trailing zeros (the words
+    /// are loaded little-endian, so the lowest byte comes first).
+    @inline(__always)
+    static func commonPrefixLength(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let limit = min(a.count, b.count)
+        var index = 0
+        while limit - index >= 8 {
+            let difference = a.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                ^ b.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if difference != 0 { return index + UInt64(littleEndian: difference).trailingZeroBitCount / 8 }
+            index += 8
+        }
+        while index < limit && a[index] == b[index] { index += 1 }
+        return index
+    }
 }

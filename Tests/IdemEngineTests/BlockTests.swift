@@ -1,0 +1,73 @@
+import Testing
+@testable import IdemEngine
+
+/// `BlockIterator.seek` against a sorted array: the seek places entries
+/// by their shared-prefix lengths without building their keys, so the
+/// keys here are made to share prefixes of every length, to be prefixes of
+/// one another, and to differ in their first, middle and last bytes.
+@Suite struct BlockTests {
+    static func keys(_ count: Int, seed: UInt64) -> [[UInt8]] {
+        var generator = SplitMix64(seed: seed)
+        var keys = Set<[UInt8]>([[]])
+        let alphabet: [UInt8] = [0x00, 0x01, 0x61, 0x62, 0x7F, 0x80, 0xFF]
+        while keys.count < count {
+            var key = keys.randomElement(using: &generator)!
+            // Grow a key already there (a prefix pair), or branch off one.
+            if !key.isEmpty && Bool.random(using: &generator) {
+                key.removeLast(Int.random(in: 1...key.count, using: &generator))
+            }
+            for _ in 0..<Int.random(in: 1...12, using: &generator) { key.append(alphabet.randomElement(using: &generator)!) }
+            keys.insert(key)
+        }
+        return keys.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    @Test(arguments: [1, 2, 16])
+    func seekLandsOnTheFirstKeyAtOrAboveTheTarget(restartInterval: Int) throws {
+        let keys = Self.keys(600, seed: UInt64(restartInterval))
+        var builder = BlockBuilder(restartInterval: restartInterval)
+        for (index, key) in keys.enumerated() { builder.add(key: key, value: bytes("v\(index)")) }
+        let block = try Block(builder.finish())
+        var generator = SplitMix64(seed: 99)
+        var targets = keys
+        for key in keys {
+            targets.append(key + [0])
+            targets.append(key + [0xFF, 0xFF])
+            if let last = key.last {
+                targets.append(Array(key.dropLast()) + [last &+ 1])
+                targets.append(Array(key.dropLast()) + [last &- 1, 0xFF])
+            }
+        }
+        for _ in 0..<500 {
+            targets.append((0..<Int.random(in: 0...10, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        }
+        var iterator = BlockIterator(block)
+        for target in targets {
+            try target.withUnsafeBytes { try iterator.seek($0) }
+            let expected = keys.firstIndex { !$0.lexicographicallyPrecedes(target) }
+            guard let expected else {
+                #expect(!iterator.isValid, "seek(\(target)) past the end")
+                continue
+            }
+            #expect(iterator.isValid && iterator.key == keys[expected], "seek(\(target))")
+            #expect(iterator.withValue { Array($0) } == bytes("v\(expected)"))
+            // The iterator goes on from there as a scan does.
+            for next in (expected + 1)..<min(expected + 3, keys.count) {
+                try iterator.next()
+                #expect(iterator.key == keys[next] && iterator.withValue { Array($0) } == bytes("v\(next)"))
+            }
+        }
+    }
+
+    @Test func commonPrefixLengthCountsAcrossWordBoundaries() {
+        for length in 0..<20 {
+            let base = (0..<length).map { UInt8($0 * 7 + 1) }
+            for position in 0...length {
+                var other = base
+                if position < length { other[position] ^= 0x10 } else { other.append(3) }
+                let common = base.withUnsafeBytes { a in other.withUnsafeBytes { ByteOrder.commonPrefixLength(a, $0) } }
+                #expect(common == position, "length \(length), first difference at \(position)")
+            }
+        }
+    }
+}
