@@ -22,11 +22,16 @@ import Testing
         return keys.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
+    /// Every 50th value is long enough for a two-byte length varint.
+    static func value(_ index: Int) -> [UInt8] {
+        index % 50 == 0 ? bytes("v\(index)") + [UInt8](repeating: 0x5A, count: 200) : bytes("v\(index)")
+    }
+
     @Test(arguments: [1, 2, 16])
     func seekLandsOnTheFirstKeyAtOrAboveTheTarget(restartInterval: Int) throws {
         let keys = Self.keys(600, seed: UInt64(restartInterval))
         var builder = BlockBuilder(restartInterval: restartInterval)
-        for (index, key) in keys.enumerated() { builder.add(key: key, value: bytes("v\(index)")) }
+        for (index, key) in keys.enumerated() { builder.add(key: key, value: Self.value(index)) }
         let block = try Block(builder.finish())
         var generator = SplitMix64(seed: 99)
         var targets = keys
@@ -50,11 +55,11 @@ import Testing
                 continue
             }
             #expect(iterator.isValid && iterator.key == keys[expected], "seek(\(target))")
-            #expect(iterator.withValue { Array($0) } == bytes("v\(expected)"))
+            #expect(iterator.withValue { Array($0) } == Self.value(expected))
             // The iterator goes on from there as a scan does.
             for next in (expected + 1)..<min(expected + 3, keys.count) {
                 try iterator.next()
-                #expect(iterator.key == keys[next] && iterator.withValue { Array($0) } == bytes("v\(next)"))
+                #expect(iterator.key == keys[next] && iterator.withValue { Array($0) } == Self.value(next))
             }
         }
     }

@@ -269,8 +269,8 @@ public final class Engine: Sendable {
             readOnlyReason: pipeline.readOnlyReason, tables: view.version.tables.count,
             partitions: view.version.partitions.count,
             tableBytes: view.version.tables.reduce(0) { $0 + Int($1.metadata.size) },
-            blockCacheBytes: cache.usage, blockCacheHits: cache.hits.load(ordering: .relaxed),
-            blockCacheMisses: cache.misses.load(ordering: .relaxed), maintenance: maintenance.totals,
+            blockCacheBytes: cache.usage, blockCacheHits: cache.hits,
+            blockCacheMisses: cache.misses, maintenance: maintenance.totals,
             maintenanceError: maintenance.lastError.map { "\($0)" })
     }
 

@@ -163,6 +163,19 @@ struct BlockIterator {
     /// `keyCount` bytes) it shares, where its key suffix and value lie.
     private static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int, limit: Int,
                                keyCount: Int) throws(TableCorruption) -> (shared: Int, suffix: Range<Int>, value: Range<Int>) {
+        // Most entries have three one-byte varints (lengths below 128):
+        // read them straight, with the same checks.
+        if limit - offset >= 3 {
+            let shared = Int(raw[offset]), unshared = Int(raw[offset + 1]), valueLength = Int(raw[offset + 2])
+            if (shared | unshared | valueLength) & 0x80 == 0 {
+                let suffixStart = offset + 3
+                let valueStart = suffixStart + unshared
+                guard shared <= keyCount, valueStart + valueLength <= limit else {
+                    throw TableCorruption(detail: "bad block entry at \(offset)")
+                }
+                return (shared, suffixStart..<valueStart, valueStart..<(valueStart + valueLength))
+            }
+        }
         var cursor = ByteCursor(UnsafeRawBufferPointer(rebasing: raw[..<limit]), offset: offset)
         guard let shared = cursor.readVarint(), let unshared = cursor.readVarint(),
               let valueLength = cursor.readVarint(),

@@ -3,8 +3,10 @@ import Synchronization
 /// An LRU cache of decoded blocks, bounded by bytes, shared by every table.
 ///
 /// Sixteen shards, each with its own lock, so readers on different blocks
-/// rarely contend. A block larger than a shard's whole budget is returned
-/// to the caller but not cached.
+/// rarely contend — and each shard counts its own hits and misses under
+/// that lock (one shared counter, bumped by every read on every core, cost
+/// more than the lookup). A block larger than a shard's whole budget is
+/// returned to the caller but not cached.
 final class BlockCache: Sendable {
     struct Key: Hashable {
         var fileNumber: UInt64
@@ -13,33 +15,32 @@ final class BlockCache: Sendable {
 
     private let shards: [Shard]
     let capacity: Int
-    let hits = Atomic<Int>(0)
-    let misses = Atomic<Int>(0)
 
     init(capacityBytes: Int, shardCount: Int = 16) {
         capacity = capacityBytes
         shards = (0..<shardCount).map { _ in Shard(capacity: max(0, capacityBytes / shardCount)) }
     }
 
+    private func shard(for key: Key) -> Shard {
+        shards[Int(truncatingIfNeeded: (key.fileNumber &* 0x9E37_79B9_7F4A_7C15 ^ key.offset >> 6)) & (shards.count - 1)]
+    }
+
     func block(for key: Key, load: () throws(EngineError) -> Block) throws(EngineError) -> Block {
-        let shard = shards[Int(truncatingIfNeeded: (key.fileNumber &* 0x9E37_79B9_7F4A_7C15 ^ key.offset >> 6)) & (shards.count - 1)]
-        if let cached = shard.state.withLock({ $0.lookup(key) }) {
-            hits.add(1, ordering: .relaxed)
-            return cached
-        }
-        misses.add(1, ordering: .relaxed)
+        let shard = shard(for: key)
+        if let cached = shard.state.withLock({ $0.lookup(key, countingMiss: true) }) { return cached }
         let block = try load()
         shard.state.withLock { $0.insert(key, block) }
         return block
     }
 
-    /// The cached block, without loading it (nil when not cached).
+    /// The cached block, without loading it (nil when not cached; not
+    /// counted as a miss: the caller goes on to `block(for:load:)`).
     func cachedBlock(for key: Key) -> Block? {
-        let shard = shards[Int(truncatingIfNeeded: (key.fileNumber &* 0x9E37_79B9_7F4A_7C15 ^ key.offset >> 6)) & (shards.count - 1)]
-        guard let cached = shard.state.withLock({ $0.lookup(key) }) else { return nil }
-        hits.add(1, ordering: .relaxed)
-        return cached
+        shard(for: key).state.withLock { $0.lookup(key, countingMiss: false) }
     }
+
+    var hits: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.hits } } }
+    var misses: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.misses } } }
 
     /// Drops every block of a file (it was deleted).
     func evict(fileNumber: UInt64) {
@@ -66,6 +67,8 @@ final class BlockCache: Sendable {
 
         let capacity: Int
         var usage = 0
+        private(set) var hits = 0
+        private(set) var misses = 0
         private var index: [Key: Int] = [:]
         private var nodes: [Node] = []
         private var freeSlots: [Int] = []
@@ -74,10 +77,16 @@ final class BlockCache: Sendable {
 
         init(capacity: Int) { self.capacity = capacity }
 
-        mutating func lookup(_ key: Key) -> Block? {
-            guard let slot = index[key] else { return nil }
-            unlink(slot)
-            pushFront(slot)
+        mutating func lookup(_ key: Key, countingMiss: Bool) -> Block? {
+            guard let slot = index[key] else {
+                if countingMiss { misses += 1 }
+                return nil
+            }
+            hits += 1
+            if slot != head {
+                unlink(slot)
+                pushFront(slot)
+            }
             return nodes[slot].block
         }
 
