@@ -18,6 +18,9 @@ struct Invocation {
     let arguments: RequestArguments
     let session: Session
     let server: ServerContext
+    /// The engine clock's time when the command started (one reading for
+    /// everything the command decides by the clock).
+    let now: Int64
 
     var argumentCount: Int { arguments.count }
 

@@ -19,10 +19,9 @@ final class ServerContext: Sendable {
     let logger: Logger
     let startedAt: Int64
     let commands: [String: Command]
-    /// `commands` again, by `Command.index`, for the per-command lookup
-    /// (`CommandName` hashes two words, not a String).
+    /// `commands` again, by `Command.index`, for the per-command lookup.
     private let commandsByIndex: [Command]
-    private let commandIndexes: [CommandName: Int]
+    private let commandIndexes: CommandLookup
     /// Set once the server stops taking commands (graceful shutdown).
     let draining = Atomic<Bool>(false)
 
@@ -39,7 +38,7 @@ final class ServerContext: Sendable {
         self.startedAt = engine.options.clock.nowMilliseconds()
         self.commands = CommandTable.all
         self.commandsByIndex = CommandTable.names.map { CommandTable.all[$0]! }
-        self.commandIndexes = Dictionary(uniqueKeysWithValues: commandsByIndex.map { (CommandName($0.name.utf8)!, $0.index) })
+        self.commandIndexes = CommandLookup(commandsByIndex.map { (CommandName($0.name.utf8)!, $0.index) })
     }
 
     var now: Int64 { engine.options.clock.nowMilliseconds() }
@@ -52,7 +51,7 @@ final class ServerContext: Sendable {
     /// The `Command.index` of the command named `name` (any case), or -1.
     func commandIndex<Name: Collection<UInt8>>(named name: Name) -> Int {
         guard let key = CommandName(name) else { return -1 }
-        return commandIndexes[key] ?? -1
+        return commandIndexes.index(of: key)
     }
 
     /// Whether command `index` goes through the engine's commit pipeline
@@ -79,19 +78,20 @@ final class ServerContext: Sendable {
         if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
             return .reply(.noPermission(user: user.name, command: command.name))
         }
+        let now = self.now
         session.info.noteCommand(index, at: now)
-        return command.run(Invocation(arguments: arguments, session: session, server: self))
+        return command.run(Invocation(arguments: arguments, session: session, server: self, now: now))
     }
 }
 
 /// A command name folded to lower case in two words and its length (so
-/// "get\0" is not "get"), so finding a command hashes 17 bytes instead of
-/// building and hashing a `String`. Every command name fits; longer names
-/// are no command.
-struct CommandName: Hashable {
-    private var low: UInt64 = 0
-    private var high: UInt64 = 0
-    private let count: UInt8
+/// "get\0" is not "get"), so finding a command compares 17 bytes instead
+/// of building and hashing a `String`. Every command name fits; longer
+/// names are no command.
+struct CommandName: Equatable {
+    fileprivate var low: UInt64 = 0
+    fileprivate var high: UInt64 = 0
+    fileprivate let count: UInt8
 
     init?<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
         guard bytes.count <= 16 else { return nil }
@@ -100,6 +100,44 @@ struct CommandName: Hashable {
             let folded = UInt64(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
             if offset < 8 { low |= folded << (8 * UInt64(offset)) } else { high |= folded << (8 * UInt64(offset - 8)) }
         }
+    }
+
+    /// A multiplicative hash of the words (no per-process seed needed:
+    /// the keys are the server's own command names, not client input;
+    /// client input only probes).
+    fileprivate var hash: UInt64 {
+        (low &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(count)
+    }
+}
+
+/// Command names to `Command.index`: open addressing with linear probing
+/// in a table at most a quarter full, so a lookup (every command) is a
+/// multiply and one or two comparisons — a `Dictionary` hashes the name
+/// with SipHash first.
+struct CommandLookup {
+    private var slots: [(name: CommandName, index: Int)?]
+    private let shift: UInt64
+
+    init(_ entries: [(CommandName, Int)]) {
+        var bits: UInt64 = 4
+        while (1 << bits) < entries.count * 4 { bits += 1 }
+        shift = 64 - bits
+        slots = Array(repeating: nil, count: 1 << bits)
+        for (name, index) in entries {
+            var slot = Int(name.hash >> shift)
+            while slots[slot] != nil { slot = (slot + 1) & (slots.count - 1) }
+            slots[slot] = (name, index)
+        }
+    }
+
+    /// The index for `name`, or -1.
+    func index(of name: CommandName) -> Int {
+        var slot = Int(name.hash >> shift)
+        while let entry = slots[slot] {
+            if entry.name == name { return entry.index }
+            slot = (slot + 1) & (slots.count - 1)
+        }
+        return -1
     }
 }
 

@@ -29,6 +29,9 @@ import Glibc
 ///   reaches the memtable only after its group is synced. Until then it sits
 ///   in `overlay`, which read-modify-writes consult first, so two updates of
 ///   one key are linearizable even while the first awaits its sync.
+/// - Every apply to the active memtable happens under `lock` (recovery's
+///   replay runs before the pipeline exists). `currentEntry` relies on it
+///   to trust a lookup made before the lock was taken.
 /// - After a log failure, every later pending record fails too (it may have
 ///   read the failed one through `overlay`). A failed sync, or a log whose
 ///   on-disk state is uncertain, turns the pipeline read-only for good: an

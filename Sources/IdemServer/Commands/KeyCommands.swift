@@ -104,7 +104,7 @@ enum KeyCommands {
         if onlyIfGreater && onlyIfLess {
             return .reply(.error("ERR GT and LT options at the same time are not compatible"))
         }
-        let now = call.server.now
+        let now = call.now
         let (scaled, overflow) = amount.multipliedReportingOverflow(by: unit)
         let (deadline, overflow2) = absolute ? (scaled, false) : scaled.addingReportingOverflow(now)
         guard !overflow && !overflow2 else { return .reply(.invalidExpireTime(name)) }

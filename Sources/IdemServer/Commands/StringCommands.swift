@@ -49,7 +49,7 @@ enum StringCommands {
                 sawExpiry = true
                 index += 1
                 guard let amount = call.integer(index) else { return .reply(.notAnInteger) }
-                guard let deadline = deadline(amount, option: option, now: call.server.now) else {
+                guard let deadline = deadline(amount, option: option, now: call.now) else {
                     return .reply(.invalidExpireTime("set"))
                 }
                 expiry = .at(deadline)
@@ -108,7 +108,7 @@ enum StringCommands {
 
     static func setWithExpiry(_ call: Invocation, unit: Int64, name: String) -> CommandResult {
         guard let amount = call.integer(2) else { return .reply(.notAnInteger) }
-        guard let deadline = deadline(amount, option: unit == 1000 ? "EX" : "PX", now: call.server.now) else {
+        guard let deadline = deadline(amount, option: unit == 1000 ? "EX" : "PX", now: call.now) else {
             return .reply(.invalidExpireTime(name))
         }
         let value = Keyspace.encodeString(call.argument(3))

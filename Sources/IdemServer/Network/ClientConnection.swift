@@ -183,6 +183,9 @@ final class ClientConnection: LoopSource {
         guard !processing, !closed else { return }
         processing = true
         defer { processing = false }
+        // When the previous command of this batch was answered at once,
+        // its end is the next one's start: one clock reading per command.
+        var previousEnd: UInt64?
         parsing: while !closeAfterReplies && !closed && inputEnd > inputStart && !isPaused {
             let outcome = parser.parse(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]), into: &arguments)
             switch outcome {
@@ -203,21 +206,24 @@ final class ClientConnection: LoopSource {
                 let command = server.commandIndex(named: arguments[0])
                 if pendingReplies > 0 && !server.isWrite(command) { break parsing }
                 inputStart += consumed
-                run(command, arguments)
+                previousEnd = run(command, arguments, started: previousEnd ?? Self.monotonicNanoseconds())
             }
         }
     }
 
-    private func run(_ command: Int, _ arguments: RequestArguments) {
-        let started = Self.monotonicNanoseconds()
+    /// Runs one command that started at `started`; returns when it ended
+    /// if its reply was ready at once (nil when the reply comes later).
+    private func run(_ command: Int, _ arguments: RequestArguments, started: UInt64) -> UInt64? {
         switch server.execute(command, arguments, session: session) {
         case .reply(let value):
-            record(command, value, started: started)
+            let ended = record(command, value, started: started)
             reply(value)
+            return ended
         case .replyThenClose(let value):
-            record(command, value, started: started)
+            let ended = record(command, value, started: started)
             reply(value)
             closeAfterReplies = true
+            return ended
         case .pending(let pending):
             if server.engine.options.defersLogWrites { owner.logWriteNeeded = true }
             let id = firstSlotID + pendingReplies
@@ -228,13 +234,18 @@ final class ClientConnection: LoopSource {
                 connection.record(command, value, started: started)
                 connection.fill(id, with: value)
             }
+            return nil
         }
     }
 
-    private func record(_ command: Int, _ value: RESPValue, started: UInt64) {
+    /// Counts the command and its latency; returns the time it ended.
+    @discardableResult
+    private func record(_ command: Int, _ value: RESPValue, started: UInt64) -> UInt64 {
         let failed = if case .error = value { true } else { false }
+        let ended = Self.monotonicNanoseconds()
         session.metrics.recordCommand(server.metrics.commandSlot(command), failed: failed,
-                                      nanoseconds: Int(Self.monotonicNanoseconds() &- started))
+                                      nanoseconds: Int(ended &- started))
+        return ended
     }
 
     // MARK: Output
