@@ -18,6 +18,8 @@ public struct RESPRequestParser: Sendable {
         public init() {}
     }
 
+    /// `Outcome` with the arguments as arrays of their own (`parse(_:)`:
+    /// tests, fuzzing, anything off the hot path).
     public enum Result: Equatable, Sendable {
         case command([[UInt8]], consumed: Int)
         case skip(consumed: Int)
@@ -25,12 +27,16 @@ public struct RESPRequestParser: Sendable {
         case protocolError(String)
     }
 
-    /// What `parse(_:into:)` found; a command's arguments are in the list
-    /// passed to it.
+    /// What `parse(_:into:)` found.
     public enum Outcome: Equatable, Sendable {
+        /// One complete command, its arguments in the list passed in, and
+        /// the bytes it took.
         case command(consumed: Int)
+        /// Bytes that form no command (an empty line, `*0`): drop them.
         case skip(consumed: Int)
+        /// Wait for more bytes.
         case incomplete
+        /// Reply `-ERR <message>` and close the connection.
         case protocolError(String)
     }
 

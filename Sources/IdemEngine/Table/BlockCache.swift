@@ -4,8 +4,8 @@ import Synchronization
 ///
 /// Sixteen shards, each with its own lock, so readers on different blocks
 /// rarely contend — and each shard counts its own hits and misses under
-/// that lock (one shared counter, bumped by every read on every core, cost
-/// more than the lookup). A block larger than a shard's whole budget is
+/// that lock (a single counter would be a cache line that every read on
+/// every core writes). A block larger than a shard's whole budget is
 /// returned to the caller but not cached.
 final class BlockCache: Sendable {
     struct Key: Hashable {
