@@ -281,6 +281,13 @@ public final class Engine: Sendable {
         try maintenance.run()
     }
 
+    /// Blocks until the tables and WAL segments dropped so far have been
+    /// closed and freed (their disk space returned); that work runs on a
+    /// background thread — see `BackgroundReclaimer`.
+    public func waitForReclaimedFiles() {
+        BackgroundReclaimer.shared.waitUntilIdle()
+    }
+
     /// Seals the active memtable now (even if small) and flushes it,
     /// so that everything written so far is in tables.
     public func flush() async throws(EngineError) {

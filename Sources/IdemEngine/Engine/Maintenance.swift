@@ -182,6 +182,10 @@ final class Maintenance: Sendable {
         report.partitionsDropped += ended.count
         report.filesDropped += doomed.count
         report.bytesDropped += doomed.reduce(0) { $0 + $1.metadata.size }
+        // These are usually the tables' last references: their files'
+        // closes (which return the blocks) and the freeing of their filters
+        // and indexes are the reclaimer's to do, not this thread's.
+        BackgroundReclaimer.shared.release((ended, doomed))
     }
 
     /// Moves aged hot tables to the cold tier, and merges a partition's

@@ -108,8 +108,19 @@ public struct PosixFileSystem: FileSystem {
         return (fd, Int64(status.st_size))
     }
 
+    /// Unlinks `path`; the blocks are freed on the background reclaimer's
+    /// thread. Freeing is what an unlink of a closed file does inline, and
+    /// on a filesystem mounted with `discard` it waits for the device
+    /// (tens of milliseconds for a WAL segment); holding a descriptor over
+    /// the unlink moves that wait to the close, which is handed over.
     public func removeFile(_ path: String) throws(IOFailure) {
-        guard unlink(path) == 0 else { throw IOFailure(operation: "unlink", path: path, code: errno) }
+        let holder = open(path, O_RDONLY | O_CLOEXEC)
+        guard unlink(path) == 0 else {
+            let code = errno
+            if holder >= 0 { _ = Glibc.close(holder) }
+            throw IOFailure(operation: "unlink", path: path, code: code)
+        }
+        if holder >= 0 { BackgroundReclaimer.shared.close(holder) }
     }
 
     public func rename(_ source: String, to destination: String) throws(IOFailure) {
@@ -154,7 +165,9 @@ private final class PosixReadableFile: ReadableFile {
         self.size = size
     }
 
-    deinit { _ = Glibc.close(fd) }
+    /// The last reader of a table can be an event loop, and the table's
+    /// file may be unlinked by now: see `BackgroundReclaimer`.
+    deinit { BackgroundReclaimer.shared.close(fd) }
 
     func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8] {
         guard offset >= 0, count >= 0, offset + Int64(count) <= size else {
@@ -226,7 +239,9 @@ private final class PosixWritableFile: WritableFile, @unchecked Sendable {
         self.offset = size
     }
 
-    deinit { close() }
+    /// Let go without an explicit close: a rolled-away WAL segment whose
+    /// sync just finished, often unlinked by now (see `BackgroundReclaimer`).
+    deinit { if !closed { BackgroundReclaimer.shared.close(fd) } }
 
     var size: Int64 { offset }
 
