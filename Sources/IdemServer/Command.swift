@@ -102,10 +102,6 @@ struct Command: Sendable {
         self.run = run
     }
 
-    func acceptsArgumentCount(_ count: Int) -> Bool {
-        arity >= 0 ? count == arity : count >= -arity
-    }
-
     var flagNames: [String] {
         var names: [String] = []
         if flags.contains(.write) { names.append("write") } else { names.append("readonly") }

@@ -21,6 +21,25 @@ final class ServerContext: Sendable {
     let commands: [String: Command]
     /// `commands` again, by `Command.index`, for the per-command lookup.
     private let commandsByIndex: [Command]
+    /// What running command `index` needs, by `Command.index`: a copy of a
+    /// whole `Command` would retain and release its strings on every command.
+    private let dispatch: [Dispatch]
+
+    private struct Dispatch {
+        let arity: Int
+        let flags: Command.Flags
+        let run: @Sendable (Invocation) -> CommandResult
+
+        init(_ command: Command) {
+            arity = command.arity
+            flags = command.flags
+            run = command.run
+        }
+
+        func acceptsArgumentCount(_ count: Int) -> Bool {
+            arity >= 0 ? count == arity : count >= -arity
+        }
+    }
     private let commandIndexes: CommandLookup
     /// Set once the server stops taking commands (graceful shutdown).
     let draining = Atomic<Bool>(false)
@@ -38,6 +57,7 @@ final class ServerContext: Sendable {
         self.startedAt = engine.options.clock.nowMilliseconds()
         self.commands = CommandTable.all
         self.commandsByIndex = CommandTable.names.map { CommandTable.all[$0]! }
+        self.dispatch = commandsByIndex.map(Dispatch.init)
         self.commandIndexes = CommandLookup(commandsByIndex.map { (CommandName($0.name.utf8)!, $0.index) })
     }
 
@@ -57,7 +77,7 @@ final class ServerContext: Sendable {
     /// Whether command `index` goes through the engine's commit pipeline
     /// (and so may overlap earlier writes of its connection).
     func isWrite(_ index: Int) -> Bool {
-        index >= 0 && commandsByIndex[index].flags.contains(.write)
+        index >= 0 && dispatch[index].flags.contains(.write)
     }
 
     /// Runs one command for `session`: checks arity, authentication and
@@ -67,16 +87,16 @@ final class ServerContext: Sendable {
         guard index >= 0 else {
             return .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments))
         }
-        let command = commandsByIndex[index]
+        let command = dispatch[index]
         guard command.acceptsArgumentCount(arguments.count) else {
             return .reply(session.user == nil && !command.flags.contains(.noAuth)
-                ? .authenticationRequired : .wrongArity(command.name))
+                ? .authenticationRequired : .wrongArity(commandsByIndex[index].name))
         }
         guard let user = session.user ?? (command.flags.contains(.noAuth) ? User.anonymous : nil) else {
             return .reply(.authenticationRequired)
         }
         if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
-            return .reply(.noPermission(user: user.name, command: command.name))
+            return .reply(.noPermission(user: user.name, command: commandsByIndex[index].name))
         }
         let now = self.now
         session.info.noteCommand(index, at: now)
