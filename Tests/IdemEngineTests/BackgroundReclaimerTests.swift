@@ -46,6 +46,34 @@ import Testing
         #expect(log.counts.onCaller == 0)
     }
 
+    /// A release that hands over more work as it runs (a table closing
+    /// its file): waiting for idleness waits for that too.
+    final class Chained: Sendable {
+        let log: Log
+        init(log: Log) { self.log = log }
+        deinit {
+            // The nested job takes a while, so a wait that returned early
+            // would find it unfinished.
+            BackgroundReclaimer.shared.release(Slow(log: log))
+        }
+    }
+
+    final class Slow: Sendable {
+        let log: Log
+        init(log: Log) { self.log = log }
+        deinit {
+            usleep(50_000)
+            log.record(onCaller: false)
+        }
+    }
+
+    @Test func waitingForIdlenessCoversWorkTheReleasesHandOver() {
+        let log = Log()
+        BackgroundReclaimer.shared.release(Chained(log: log))
+        BackgroundReclaimer.shared.waitUntilIdle()
+        #expect(log.counts.freed == 1)
+    }
+
     /// The engine end to end, on the real file system: once a dropped
     /// partition's tables are reclaimed, no descriptor of a deleted file in
     /// the directory is left open (`/proc/self/fd` names them "(deleted)").

@@ -23,9 +23,11 @@ import Darwin
 /// One thread serves the whole process (descriptors are a process
 /// resource); it is started on first use and sleeps when idle.
 ///
-/// Invariant: jobs run in the order they were handed over, and
-/// `waitUntilIdle()` returns only after every job handed over before the
-/// call has finished — so a caller that waits knows the space is back.
+/// Invariant: jobs run in the order they were handed over (a batch's
+/// closes before its releases), and `waitUntilIdle()` returns only when
+/// every job handed over has finished — including those the work itself
+/// handed over (a released table's file closes through here) — so a
+/// caller that waits knows the space is back.
 final class BackgroundReclaimer: Sendable {
     static let shared = BackgroundReclaimer()
 
@@ -54,11 +56,12 @@ final class BackgroundReclaimer: Sendable {
         enqueue(.release(value))
     }
 
-    /// Blocks until every job handed over before this call has finished.
+    /// Blocks until no job is pending or running. (Not "until the jobs
+    /// handed over before this call": releasing a table hands over the
+    /// close of its file only as the release runs.)
     func waitUntilIdle() {
         lock.lock()
-        let target = handedOver
-        while finished < target { lock.wait() }
+        while finished < handedOver { lock.wait() }
         lock.unlock()
     }
 
@@ -88,7 +91,8 @@ final class BackgroundReclaimer: Sendable {
                 if case .close(let descriptor) = job { _ = Self.closeDescriptor(descriptor) }
             }
             // The released values go with the array, here rather than
-            // under the lock.
+            // under the lock; their deinitialisers may hand over closes,
+            // counted in `handedOver` before this batch counts as finished.
             jobs = []
             lock.lock()
             finished += count
