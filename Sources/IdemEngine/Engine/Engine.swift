@@ -283,7 +283,9 @@ public final class Engine: Sendable {
 
     /// Blocks until the tables and WAL segments dropped so far have been
     /// closed and freed (their disk space returned); that work runs on a
-    /// background thread — see `BackgroundReclaimer`.
+    /// background thread — see `BackgroundReclaimer`. The thread serves
+    /// every engine in the process, so this also waits for what other
+    /// engines handed over.
     public func waitForReclaimedFiles() {
         BackgroundReclaimer.shared.waitUntilIdle()
     }
