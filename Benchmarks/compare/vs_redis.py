@@ -11,7 +11,9 @@ Also, through pair_driver.c (compiled here): the idempotency round trip
 IDEM.BEGIN + IDEM.COMPLETE next to Redis's SET NX + SET XX pair (the second
 command needs the first one's reply, which redis-benchmark cannot do), and
 the p99 of IDEM.BEGIN (vs SET NX PX) on an open-loop schedule at half of
-each server's own maximum. --json writes every figure for chart.py.
+each server's own maximum, once both servers have finished the background
+work the earlier rows left (Idem's flushes and merges, Redis's AOF
+rewrite). --json writes every figure for chart.py.
 
     Benchmarks/compare/vs_redis.py [--requests 1000000] [--runs 3] [--keys 5000000] [--json FILE]
                                    [--only throughput pairs open-loop memory]
@@ -105,19 +107,45 @@ class Server:
                 self.process.wait()
         self.process = None
 
+    def info(self, section=""):
+        return subprocess.run(["redis-cli", "-p", str(self.port), "INFO"] + ([section] if section else []),
+                              capture_output=True, text=True).stdout
+
+    def settle(self, quiet_seconds=2.0, timeout=60):
+        """Waits until the server's background work from earlier rows is
+        done, so a latency row measures its own requests: Redis with no AOF
+        rewrite running; Idem with no memtable awaiting its flush and its
+        flush and compaction counts unchanged for quiet_seconds. Returns the
+        seconds waited."""
+        start = time.time()
+        last, quiet_since = None, time.time()
+        while time.time() - start < timeout:
+            info = self.info()
+            if self.kind == "redis":
+                busy = "aof_rewrite_in_progress:1" in info or "rdb_bgsave_in_progress:1" in info
+                marker = None
+            else:
+                fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+                busy = fields.get("sealed_memtables", "0") != "0"
+                marker = (fields.get("flushes"), fields.get("compactions"))
+            if busy or marker != last:
+                last, quiet_since = marker, time.time()
+            elif time.time() - quiet_since >= quiet_seconds:
+                return time.time() - start
+            time.sleep(0.2)
+        return time.time() - start
+
     def memory(self):
         """Redis: used_memory (as the issue compares); Idem: process RSS once
         no sealed memtable awaits its flush (up to 60 s) — right after a
         load, RSS also holds the memtable being written out (216-455 MB over
         four loads of 5M keys, the same build), which is not what keys cost."""
         if self.kind == "redis":
-            info = subprocess.run(["redis-cli", "-p", str(self.port), "INFO", "memory"], capture_output=True,
-                                  text=True).stdout
+            info = self.info("memory")
             return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("used_memory:")))
         deadline = time.time() + 60
         while time.time() < deadline:
-            info = subprocess.run(["redis-cli", "-p", str(self.port), "INFO"], capture_output=True, text=True).stdout
-            if "sealed_memtables:0" in info:
+            if "sealed_memtables:0" in self.info():
                 break
             time.sleep(0.2)
         with open(f"/proc/{self.process.pid}/statm") as statm:
@@ -186,6 +214,11 @@ def main():
                                  median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds)),
                                  median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds))))
                 if "open-loop" in args.only:
+                    # The throughput rows leave a million keys behind, whose
+                    # flushes and merges (Redis: AOF rewrite) would share
+                    # the two vCPUs with the open loop's requests.
+                    for server in servers.values():
+                        server.settle()
                     rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",
                                  median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds,
                                                                      rate=idem_begin[0] / 2)),
