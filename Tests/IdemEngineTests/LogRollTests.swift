@@ -82,6 +82,9 @@ import Testing
             BatchCodec.encode(WriteBatch(.init(kind: .value, key: [9], value: [9], expiresAt: nil)), firstSequence: 99, into: &$0)
         }
         let writer = try store.fileSystem.openForAppending(first)
+        // Right after the last record (the segment was rolled away from,
+        // never closed: its reserve of zeros follows).
+        try writer.truncate(to: Int64(store.validEnd(ofSegment: first)))
         let offset = UInt64(writer.size)
         let record = extra.records[0]
         extra.bytes.storeFixed32(LogFormat.recordChecksum(payloadCRC: record.payloadCRC, type: .writeBatch,

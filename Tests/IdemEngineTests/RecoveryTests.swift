@@ -180,6 +180,77 @@ import Testing
         }
     }
 
+    /// Under `never`/`everysec` segments are appended through a mapping
+    /// that reserves zeros ahead (modelled by the simulated file system), so
+    /// a crash leaves every segment — the rolled-away ones too — running on
+    /// in zeros past its last record: neither a torn tail nor corruption.
+    @Test func zeroTailsOfMappedSegmentsAreNotDamage() async throws {
+        let store = SimulatedStore()
+        let engine = try store.open(.never, segmentSize: 1024)
+        for index in 0..<200 { try await engine.put(bytes("key-\(index)"), bytes("value-\(index)")) }
+        let crashed = store.crashed(.processCrash)
+        let segments = try crashed.segmentPaths()
+        #expect(segments.count > 5)
+        for path in segments {
+            #expect(try crashed.fileSystem.fileSize(path)! > crashed.validEnd(ofSegment: path), "\(path) keeps a zero tail")
+        }
+        let reopened = try crashed.open(.never, segmentSize: 1024)
+        #expect(reopened.recoveryReport.entriesReplayed == 200)
+        #expect(reopened.recoveryReport.tornTailBytes == 0)
+        #expect(reopened.recoveryReport.droppedRanges.isEmpty)
+        for index in 0..<200 { #expect(try reopened.get(bytes("key-\(index)"))?.value == bytes("value-\(index)")) }
+        try reopened.close()
+        try engine.close()
+    }
+
+    /// A mapped segment's pages reach the disk independently: a crash can
+    /// keep the start of the last record and leave the rest as the zeros
+    /// reserved there. That is a torn tail (cut away, counted); zeros from
+    /// the record's first byte on are merely the reserve.
+    @Test func aRecordCutShortByUnwrittenPagesIsATornTail() async throws {
+        let store = SimulatedStore()
+        let engine = try store.open(.never)
+        try await engine.put("first", "1")
+        try await engine.put("second", "2")
+        let path = try store.segmentPaths().last!
+        let lastStart = try store.validEnd(ofSegment: path)
+        try await engine.put("third", String(repeating: "3", count: 40))
+        let end = try store.validEnd(ofSegment: path)
+        let fileSize = store.fileSystem.fileSize(path)!
+        #expect(fileSize > end)
+        for cut in lastStart..<end {
+            let crashed = store.crashed(.processCrash)
+            let contents = try crashed.fileSystem.readFile(path)
+            for offset in cut..<end where contents[offset] != 0 { crashed.fileSystem.corrupt(path, at: offset, xor: contents[offset]) }
+            let recovered = try crashed.open(.never)
+            #expect(try recovered.get("first")?.value == bytes("1"), "cut at \(cut)")
+            #expect(try recovered.get("second")?.value == bytes("2"), "cut at \(cut)")
+            #expect(try recovered.get("third") == nil, "cut at \(cut)")
+            let keptNothing = contents[lastStart..<cut].allSatisfy { $0 == 0 }
+            #expect(recovered.recoveryReport.tornTailBytes == (keptNothing ? 0 : fileSize - lastStart), "cut at \(cut)")
+            #expect(recovered.recoveryReport.droppedRanges.isEmpty)
+            try recovered.close()
+        }
+        try engine.close()
+    }
+
+    /// Zeros are only a reserve at the very end: a zeroed stretch with a
+    /// valid record after it is corruption, as any other damage.
+    @Test func zerosBeforeAValidRecordAreCorruption() async throws {
+        let (store, path, lastStart) = try await Self.threeRecords()
+        let crashed = store.crashed()
+        let contents = try crashed.fileSystem.readFile(path)
+        // The second record's last bytes: the third still follows.
+        let start = lastStart - 5
+        for offset in start..<lastStart where contents[offset] != 0 { crashed.fileSystem.corrupt(path, at: offset, xor: contents[offset]) }
+        #expect {
+            _ = try crashed.open()
+        } throws: { error in
+            guard case EngineError.corruption(let file, let offset, _) = error else { return false }
+            return file == path && offset < start && offset > LogFormat.segmentHeaderSize
+        }
+    }
+
     @Test func recoveryCountsAcrossManySegments() async throws {
         let store = SimulatedStore()
         let engine = try store.open(.never, segmentSize: 1024)

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import IdemEngine
 
 /// An engine over a simulated file system, reopenable after a crash.
@@ -61,11 +62,24 @@ struct SimulatedStore {
     }
 
     /// WAL segments in use: those holding more than a header (a segment
-    /// prepared ahead of the next roll holds only its header).
+    /// prepared ahead of the next roll holds only its header, and under
+    /// `never`/`everysec` the zeros reserved after it).
     func segmentPaths() throws -> [String] {
-        try fileSystem.listDirectory(directory).filter { LogFormat.segmentNumber(fromName: $0) != nil }.sorted()
-            .map { directory + "/" + $0 }
-            .filter { (try? fileSystem.readFile($0).count) ?? 0 > LogFormat.segmentHeaderSize }
+        try fileSystem.listDirectory(directory).compactMap { name in
+            LogFormat.segmentNumber(fromName: name).map { (number: $0, path: directory + "/" + name) }
+        }.sorted { $0.number < $1.number }.filter { segment in
+            guard let contents = try? fileSystem.readFile(segment.path) else { return false }
+            let scan = contents.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: segment.number, salvage: false) }
+            return scan.validEnd > LogFormat.segmentHeaderSize || !scan.damage.isEmpty
+        }.map(\.path)
+    }
+
+    /// Where the valid records of segment `path` end (its logical length;
+    /// a mapped segment's file runs on in zeros).
+    func validEnd(ofSegment path: String) throws -> Int {
+        let number = try #require(LogFormat.segmentNumber(fromName: path.lastPathComponent))
+        let contents = try fileSystem.readFile(path)
+        return contents.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: number, salvage: false).validEnd }
     }
 }
 

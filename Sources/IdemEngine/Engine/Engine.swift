@@ -75,6 +75,7 @@ public final class Engine: Sendable {
             do {
                 outcome = try LogRecovery(fileSystem: fileSystem, directory: directory, mode: options.recovery,
                                           memtable: memtable, segmentSizeLimit: options.walSegmentSize,
+                                          mapsSegments: options.durability != .always,
                                           obsoleteBelow: versions.logNumber).run()
             } catch {
                 versions.close()

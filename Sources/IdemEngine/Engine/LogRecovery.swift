@@ -16,6 +16,8 @@ struct LogRecovery {
     let mode: RecoveryMode
     let memtable: Memtable
     let segmentSizeLimit: Int64
+    /// Whether the new log maps its segments (`LogWriter.mapsSegments`).
+    let mapsSegments: Bool
     /// Segments below this are covered by tables (the manifest's log
     /// number): they are deleted, not replayed.
     let obsoleteBelow: UInt64
@@ -135,7 +137,7 @@ struct LogRecovery {
         let writer: LogWriter
         do {
             writer = try LogWriter(fileSystem: fileSystem, directory: directory, segmentNumber: nextSegment,
-                                   segmentSizeLimit: segmentSizeLimit)
+                                   segmentSizeLimit: segmentSizeLimit, mapsSegments: mapsSegments)
         } catch {
             throw .io(error)
         }

@@ -18,6 +18,13 @@ public protocol FileSystem: Sendable {
     func openForReading(_ path: String) throws(IOFailure) -> any ReadableFile
     /// Opens a file for writing at its end, creating it (empty) if missing.
     func openForAppending(_ path: String) throws(IOFailure) -> any WritableFile
+    /// `openForAppending` for a log written in many small appends and
+    /// synced rarely: where it can, the file system copies appends into a
+    /// shared mapping of space it reserved ahead, rather than making a
+    /// system call each. The file may then be longer than `size`, by zeros:
+    /// `close()` cuts them away, but a file let go without a close, or a
+    /// crash, keeps them (readers of such a file must accept a zero tail).
+    func openForMappedAppending(_ path: String) throws(IOFailure) -> any WritableFile
     func removeFile(_ path: String) throws(IOFailure)
     func rename(_ source: String, to destination: String) throws(IOFailure)
     /// A second name for an existing file (a hard link); fails across file
@@ -28,6 +35,13 @@ public protocol FileSystem: Sendable {
     /// Takes an exclusive advisory lock, so two processes never open one
     /// data directory. Released by `DirectoryLock.release()` or process exit.
     func lockFile(_ path: String) throws(IOFailure) -> any DirectoryLock
+}
+
+extension FileSystem {
+    /// File systems with no mapping append plainly.
+    public func openForMappedAppending(_ path: String) throws(IOFailure) -> any WritableFile {
+        try openForAppending(path)
+    }
 }
 
 /// A file open for appending. Not safe for concurrent use: its owner

@@ -95,6 +95,24 @@ public struct PosixFileSystem: FileSystem {
         return PosixWritableFile(fd: fd, path: path, size: size)
     }
 
+    /// Appends through `PosixMappedAppendFile` on Linux; plainly where
+    /// mapping is unavailable (another platform, a file system that cannot
+    /// map or reserve space).
+    public func openForMappedAppending(_ path: String) throws(IOFailure) -> any WritableFile {
+        #if os(Linux)
+        let (fd, size) = try Self.openFile(path, flags: O_RDWR | O_CREAT)
+        do {
+            if let mapped = try PosixMappedAppendFile.open(fd: fd, path: path, size: size) { return mapped }
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+        return PosixWritableFile(fd: fd, path: path, size: size)
+        #else
+        return try openForAppending(path)
+        #endif
+    }
+
     /// Opens `path` and reports its current size.
     private static func openFile(_ path: String, flags: Int32) throws(IOFailure) -> (fd: Int32, size: Int64) {
         let fd = Glibc.open(path, flags | O_CLOEXEC, 0o644)

@@ -111,9 +111,13 @@ public final class SimulatedFileSystem: FileSystem {
         /// length (a disk that wrote sectors out of order); unsynced
         /// directory entries vanish.
         case garbleUnsynced(seed: UInt64)
+        /// A process crash (`kill -9`): the OS keeps every byte and entry
+        /// it was given, synced or not.
+        case processCrash
     }
 
-    /// The state a fresh boot would find after power loss now. The original
+    /// The state a fresh boot would find after power loss now (or, with
+    /// `.processCrash`, a restart after the process died). The original
     /// stays usable (an abandoned engine may keep writing to it harmlessly).
     public func crashClone(_ mode: CrashMode = .dropUnsynced) -> SimulatedFileSystem {
         let clone = SimulatedFileSystem()
@@ -123,10 +127,11 @@ public final class SimulatedFileSystem: FileSystem {
             var directories: [String: Directory] = [:]
             for (path, directory) in state.directories {
                 var survivor = Directory()
-                for (name, inode) in directory.durableEntries {
+                let keepsEverything = if case .processCrash = mode { true } else { false }
+                for (name, inode) in keepsEverything ? directory.entries : directory.durableEntries {
                     let copy = copies[ObjectIdentifier(inode)] ?? {
                         let copy = Inode()
-                        var bytes = inode.durable
+                        var bytes = keepsEverything ? inode.data : inode.durable
                         if case .garbleUnsynced = mode, inode.data.count > bytes.count {
                             for _ in bytes.count..<inode.data.count {
                                 bytes.append(UInt8(truncatingIfNeeded: generator.next()))
@@ -270,6 +275,18 @@ public final class SimulatedFileSystem: FileSystem {
         return SimulatedWritableFile(fileSystem: self, inode: inode, path: path)
     }
 
+    /// Models `PosixMappedAppendFile`: appends reserve zero-filled space
+    /// ahead, `reservation` bytes at a time, which a sync makes durable
+    /// with the records — so a crash leaves the zero tail a mapped log
+    /// leaves, and unsynced records inside it revert to zeros.
+    public func openForMappedAppending(_ path: String) throws(IOFailure) -> any WritableFile {
+        guard let file = try openForAppending(path) as? SimulatedWritableFile else {
+            preconditionFailure("openForAppending returns SimulatedWritableFile")
+        }
+        file.reservation = 4096
+        return file
+    }
+
     public func removeFile(_ path: String) throws(IOFailure) {
         let (parent, name) = Self.split(Self.normalize(path))
         try state.withLock { state throws(IOFailure) in
@@ -360,6 +377,21 @@ public final class SimulatedFileSystem: FileSystem {
         }
     }
 
+    /// Grows the file with zeros to a multiple of `step` covering `end`.
+    func reserve(_ inode: Inode, upTo end: Int, step: Int) {
+        state.withLock { _ in
+            guard inode.data.count < end else { return }
+            let target = (end + step - 1) / step * step
+            inode.data.append(contentsOf: repeatElement(0, count: target - inode.data.count))
+        }
+    }
+
+    func zero(_ inode: Inode, from start: Int, to end: Int) {
+        state.withLock { _ in
+            for index in start..<min(end, inode.data.count) { inode.data[index] = 0 }
+        }
+    }
+
     func unlock(_ path: String) {
         _ = state.withLock { $0.locked.remove(path) }
     }
@@ -409,6 +441,10 @@ private final class SimulatedWritableFile: WritableFile, @unchecked Sendable {
     private let fileSystem: SimulatedFileSystem
     private let inode: SimulatedFileSystem.Inode
     private var offset: Int
+    /// Nonzero for a file opened with `openForMappedAppending`: appends
+    /// grow the file with zeros in steps of this many bytes, and `close`
+    /// cuts it back to `offset`.
+    var reservation = 0
 
     init(fileSystem: SimulatedFileSystem, inode: SimulatedFileSystem.Inode, path: String) {
         self.fileSystem = fileSystem
@@ -420,6 +456,7 @@ private final class SimulatedWritableFile: WritableFile, @unchecked Sendable {
     var size: Int64 { Int64(offset) }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws(IOFailure) {
+        if reservation > 0 { fileSystem.reserve(inode, upTo: offset + bytes.count, step: reservation) }
         do {
             offset += try fileSystem.append(bytes, to: inode, at: offset, path: path)
         } catch {
@@ -434,11 +471,18 @@ private final class SimulatedWritableFile: WritableFile, @unchecked Sendable {
     }
 
     func truncate(to length: Int64) throws(IOFailure) {
-        fileSystem.truncate(inode, to: Int(length))
+        if reservation > 0 {
+            fileSystem.zero(inode, from: Int(length), to: offset)
+            fileSystem.reserve(inode, upTo: Int(length), step: reservation)
+        } else {
+            fileSystem.truncate(inode, to: Int(length))
+        }
         offset = Int(length)
     }
 
-    func close() {}
+    func close() {
+        if reservation > 0 { fileSystem.truncate(inode, to: offset) }
+    }
 }
 
 private final class SimulatedReadableFile: ReadableFile {

@@ -12,9 +12,10 @@
 /// record offset`, so a record copied to another offset or another segment
 /// (a recycled file, a misdirected write) never validates there.
 enum LogFormat {
-    /// The format version written: the WAL is at 2 (segment links), the
-    /// manifest at 1. Readers accept every version up to these.
-    static func version(of kind: Kind) -> UInt32 { kind == .wal ? 2 : 1 }
+    /// The format version written: the WAL is at 3 (2: segment links; 3: a
+    /// segment may end in zeros reserved by a mapped writer), the manifest
+    /// at 1. Readers accept every version up to these.
+    static func version(of kind: Kind) -> UInt32 { kind == .wal ? 3 : 1 }
     static let segmentHeaderSize = 32
     static let recordHeaderSize = 9
 

@@ -4,7 +4,10 @@
 /// starts anywhere after it (a crash cut the last write short), and
 /// *corruption* when one does (bytes in the middle of the log changed).
 /// Recovery may truncate a torn tail of the newest segment; corruption is
-/// never silently skipped.
+/// never silently skipped. Zeros from the end of the last record to the end
+/// of the file are neither: they are space a mapped writer reserved ahead
+/// (`PosixMappedAppendFile`), and no record is ever all zeros (a record's
+/// length is at least 1 and its type nonzero).
 struct LogSegmentScan {
     struct Record {
         var offset: Int
@@ -34,6 +37,9 @@ struct LogSegmentScan {
     var damage: [Damage] = []
     /// End of the last valid record (or of the header).
     var validEnd = 0
+    /// Zero bytes after `validEnd` up to the end of the file: reserved
+    /// space, not damage.
+    var zeroTail = 0
 
     /// Nothing but a header: a segment opened or prepared and never used.
     var isUnused: Bool { records.isEmpty && damage.isEmpty && predecessor == nil }
@@ -63,6 +69,10 @@ struct LogSegmentScan {
                 offset = record.payload.upperBound
                 validEnd = offset
             case .invalid(let reason):
+                if Self.isZero(bytes, from: offset) {
+                    zeroTail = bytes.count - offset
+                    return
+                }
                 guard let resume = Self.nextValidRecord(bytes, after: offset, segment: number) else {
                     damage.append(.tornTail(offset: offset))
                     return
@@ -98,6 +108,10 @@ struct LogSegmentScan {
                                                 segment: segment, offset: UInt64(offset))
         guard expected == stored else { return .invalid("checksum mismatch") }
         return .valid(Record(offset: offset, type: type, payload: payload))
+    }
+
+    private static func isZero(_ bytes: UnsafeRawBufferPointer, from offset: Int) -> Bool {
+        UnsafeRawBufferPointer(rebasing: bytes[offset...]).allSatisfy { $0 == 0 }
     }
 
     /// The first offset after `offset` where a valid record starts.

@@ -37,6 +37,10 @@ final class LogWriter {
     let fileSystem: any FileSystem
     let segmentSizeLimit: Int64
     let kind: LogFormat.Kind
+    /// Segments are opened with `openForMappedAppending` (appends copy into
+    /// a mapping; a segment may end in zeros). For a log synced rarely:
+    /// under `fsync=always` each sync would pay for the mapping's extents.
+    let mapsSegments: Bool
     private(set) var segmentNumber: UInt64
     private(set) var currentFile: any WritableFile
     /// Segments rolled away from whose tails may not be durable yet,
@@ -53,20 +57,22 @@ final class LogWriter {
 
     /// Creates segment `segmentNumber` (which must not exist) and makes it durable.
     init(fileSystem: any FileSystem, directory: String, kind: LogFormat.Kind = .wal, segmentNumber: UInt64,
-         segmentSizeLimit: Int64) throws(IOFailure) {
+         segmentSizeLimit: Int64, mapsSegments: Bool = false) throws(IOFailure) {
         self.fileSystem = fileSystem
         self.directory = directory
         self.kind = kind
         self.segmentSizeLimit = segmentSizeLimit
+        self.mapsSegments = mapsSegments && kind == .wal
         self.segmentNumber = segmentNumber
         self.ahead = Mutex(SegmentsAhead(nextNumber: segmentNumber + 1, lastUsed: segmentNumber))
-        self.currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: segmentNumber)
+        self.currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: segmentNumber,
+                                                 mapped: self.mapsSegments)
     }
 
     static func createSegment(fileSystem: any FileSystem, directory: String, kind: LogFormat.Kind,
-                              number: UInt64) throws(IOFailure) -> any WritableFile {
+                              number: UInt64, mapped: Bool) throws(IOFailure) -> any WritableFile {
         let path = directory.appendingPathComponent(kind.fileName(number))
-        let file = try fileSystem.openForAppending(path)
+        let file = try mapped ? fileSystem.openForMappedAppending(path) : fileSystem.openForAppending(path)
         guard file.size == 0 else {
             // Numbers are never reused; an existing file means a bug or a
             // foreign file, and appending to it would bury its contents.
@@ -155,7 +161,8 @@ final class LogWriter {
     /// removed: segments are used in number order only.
     func prepareNextSegment() {
         guard kind == .wal, let number = ahead.withLock({ $0.reserveForPreparation() }) else { return }
-        let file = try? Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: number)
+        let file = try? Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: number,
+                                           mapped: mapsSegments)
         let kept = ahead.withLock { $0.finishPreparation(number, file) }
         if !kept, let file {
             file.close()
@@ -172,7 +179,8 @@ final class LogWriter {
                 try currentFile.sync()
                 // The old file is not closed here: a concurrent periodic sync may
                 // still hold it; it closes when the last reference goes.
-                currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: next)
+                currentFile = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: next,
+                                                     mapped: mapsSegments)
             } catch {
                 throw .unrecoverable(error)
             }
@@ -186,7 +194,8 @@ final class LogWriter {
             file = prepared
         } else {
             do {
-                file = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: number)
+                file = try Self.createSegment(fileSystem: fileSystem, directory: directory, kind: kind, number: number,
+                                              mapped: mapsSegments)
             } catch {
                 throw .unrecoverable(error)
             }
