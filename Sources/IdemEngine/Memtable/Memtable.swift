@@ -1,25 +1,37 @@
 import Synchronization
 
-/// The newest version of every recently written key, in key order.
+/// The newest version of every recently written key.
 ///
 /// Concurrency design: one writer at a time (the engine's commit path
 /// serialises all writes), any number of concurrent readers. A reader-writer
-/// lock separates them; the write lock is held only for in-memory tree
-/// updates (never across I/O), and a whole batch is applied under one
-/// acquisition, so readers see a batch entirely or not at all. Entries are
-/// immutable, so a reader may keep an entry after the lock is released.
+/// lock separates them; the write lock is held only for in-memory updates
+/// (never across I/O), and a whole batch is applied under one acquisition,
+/// so readers see a batch entirely or not at all. Entries are immutable, so
+/// a reader may keep an entry after the lock is released.
 ///
-/// Invariant: for each key the tree holds the entry with the highest
+/// Order on demand: a write goes into the hash index only, which answers
+/// point lookups and owns the entries. Key order is needed by a flush (once,
+/// after the memtable is sealed: `allEntries` sorts) and by scans; the first
+/// scan builds the radix tree from the index, and from then on every write
+/// goes into both. Why: the tree insert was the largest single cost of a
+/// put (a node per key byte past shared prefixes, a cache miss at each:
+/// 19 % of an embedded fill's writing thread, with its allocations and
+/// reference counting about a quarter), for an order most memtables are
+/// never asked for before their flush.
+///
+/// Invariants: for each key the index holds the entry with the highest
 /// sequence number applied so far (tombstones included: a deletion must
-/// shadow older versions that later live in SSTables), and the hash index
-/// points at that same entry — both change under one write lock.
+/// shadow older versions that later live in SSTables). When `tree` exists
+/// it holds exactly the index's entries — it is built from the index and
+/// then changed under the same write lock.
 final class Memtable: Sendable {
     private let lock = ReadWriteLock()
     // Guarded by `lock` (which is what keeps accesses apart: the runtime's
     // exclusivity checks, a thread-local lookup per access, are left out).
-    @exclusivity(unchecked) nonisolated(unsafe) private var tree = AdaptiveRadixTree<VersionedEntry>()
-    /// Point lookups; the tree serves ordered iteration.
+    /// Point lookups, and the owner of every entry.
     @exclusivity(unchecked) nonisolated(unsafe) private var index: MemtableIndex
+    /// Key order, once a scan has asked for it.
+    @exclusivity(unchecked) nonisolated(unsafe) private var tree: AdaptiveRadixTree<VersionedEntry>?
     @exclusivity(unchecked) nonisolated(unsafe) private var footprint = 0
     /// How many applies have finished, bumped inside the write lock. A
     /// reader that reads it before a lookup, and finds it unchanged at a
@@ -65,30 +77,61 @@ final class Memtable: Sendable {
 
     private func insertLocked(_ entry: VersionedEntry) {
         footprint += entry.approximateFootprint
-        let previous = tree.insert(entry)
-        if let previous { footprint -= previous.approximateFootprint }
-        index.insert(entry, hash: entry.withKey { Hash64.hash($0) }, replacing: previous)
+        if let previous = index.insert(entry, hash: entry.withKey { Hash64.hash($0) }) {
+            footprint -= previous.approximateFootprint
+        }
+        _ = tree?.insert(entry)
     }
 
     /// Up to `limit` entries (tombstones and expired ones included: the
-    /// caller filters) whose keys start with `prefix`, from `lowerBound` on.
+    /// caller filters) whose keys start with `prefix`, from `lowerBound` on,
+    /// in key order. The first call builds the tree (under the write lock,
+    /// a pass over every entry); later writes keep it.
     func entries(prefix: [UInt8], from lowerBound: [UInt8]? = nil, limit: Int = .max) -> [VersionedEntry] {
         var result: [VersionedEntry] = []
-        lock.withReadLock {
+        func collect(_ tree: borrowing AdaptiveRadixTree<VersionedEntry>) {
             tree.forEach(prefix: prefix, from: lowerBound) { entry in
                 result.append(entry)
                 return result.count < limit
             }
         }
+        let ordered = lock.withReadLock { () -> Bool in
+            guard let tree else { return false }
+            collect(tree)
+            return true
+        }
+        if ordered { return result }
+        lock.withWriteLock {
+            if tree == nil {
+                var built = AdaptiveRadixTree<VersionedEntry>()
+                index.forEach { _ = built.insert($0) }
+                tree = built
+            }
+            collect(tree!)
+        }
         return result
     }
 
-    /// Every entry in key order, for checkpointing.
+    /// Every entry in key order: for a flush (of a sealed memtable) and
+    /// salvage's rewrite (before any writer). Sorts the index's entries
+    /// unless a scan built the tree; holds the read lock throughout, so it
+    /// is not for a memtable taking writes.
     func allEntries() -> [VersionedEntry] {
-        entries(prefix: [])
+        lock.withReadLock {
+            if let tree {
+                var result: [VersionedEntry] = []
+                result.reserveCapacity(tree.count)
+                tree.forEach(prefix: [], from: nil) { entry in
+                    result.append(entry)
+                    return true
+                }
+                return result
+            }
+            return KeyOrder.sorted(index.unretainedEntries())
+        }
     }
 
-    var count: Int { lock.withReadLock { tree.count } }
+    var count: Int { lock.withReadLock { index.count } }
 
     /// Approximate bytes held, for flush decisions and statistics.
     var approximateBytes: Int { lock.withReadLock { footprint } }

@@ -6,8 +6,8 @@ import Darwin
 
 /// A hash index over a memtable's entries, for point lookups.
 ///
-/// Why beside the radix tree: the tree keeps keys in order (for flushes and
-/// scans), but a lookup in it walks one node per key byte past the shared
+/// Why not the radix tree (which the memtable builds only for scans): a
+/// lookup in the tree walks one node per key byte past the shared
 /// prefixes, a cache miss at each level — six or seven for keys like
 /// `key:000000123456`. Here a lookup is one probe into a flat array and one
 /// look at the entry: the difference between a `GET` or a read-modify-write
@@ -20,11 +20,12 @@ import Darwin
 /// most 3/4 full: about 11 bytes per entry. Sized up front for a full
 /// memtable (`capacity(forBytes:)`), so it normally never grows.
 ///
-/// Invariants: every entry in the tree has exactly one slot, holding the
-/// entry the tree holds for its key (`insert` is told which one it
-/// replaces). Slots hold no references: the tree owns the entries, and the
-/// memtable's lock covers both structures. Nothing is ever removed (a
-/// deletion is a tombstone entry), so probe chains never break.
+/// Invariants: each key has at most one slot, holding the newest entry
+/// inserted for it. A slot owns its entry (one retain, given back when the
+/// entry is replaced or the index freed): the index is what keeps a
+/// memtable's entries alive — its radix tree, when built, holds them too.
+/// Nothing is ever removed (a deletion is a tombstone entry), so probe
+/// chains never break. The memtable's lock covers the index.
 struct MemtableIndex: ~Copyable {
     private var slots: UnsafeMutablePointer<UInt>
     private var capacity: Int
@@ -47,6 +48,7 @@ struct MemtableIndex: ~Copyable {
     }
 
     deinit {
+        for index in 0..<capacity where slots[index] != 0 { Self.entry(slots[index]).release() }
         free(slots)
     }
 
@@ -60,13 +62,14 @@ struct MemtableIndex: ~Copyable {
         return memory.assumingMemoryBound(to: UInt.self)
     }
 
-    private static func word(_ entry: VersionedEntry, hash: UInt64) -> UInt {
-        let address = UInt(bitPattern: Unmanaged.passUnretained(entry).toOpaque())
+    /// The slot word for `entry`, taking the slot's reference to it.
+    private static func retainedWord(_ entry: VersionedEntry, hash: UInt64) -> UInt {
+        let address = UInt(bitPattern: Unmanaged.passRetained(entry).toOpaque())
         precondition(address & ~addressMask == 0, "entry address beyond 48 bits")
         return address | UInt(hash >> 48) << 48
     }
 
-    /// The entry a word points at, unretained: the tree keeps it alive.
+    /// The entry a word points at, unretained (the slot keeps it alive).
     private static func entry(_ word: UInt) -> Unmanaged<VersionedEntry> {
         Unmanaged<VersionedEntry>.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask)!)
     }
@@ -89,27 +92,51 @@ struct MemtableIndex: ~Copyable {
         }
     }
 
-    /// Records `entry` (its key hashing to `hash`), in the slot of
-    /// `replacing` — the entry the tree held for the key until now — or in a
-    /// new slot when the key is new.
-    mutating func insert(_ entry: VersionedEntry, hash: UInt64, replacing: VersionedEntry?) {
+    /// Records `entry` (its key hashing to `hash`) as the newest for its
+    /// key, and returns the entry it replaces, if the key was present.
+    @discardableResult
+    mutating func insert(_ entry: VersionedEntry, hash: UInt64) -> VersionedEntry? {
+        let tag = UInt(hash >> 48) << 48
         let mask = capacity - 1
         var index = Int(truncatingIfNeeded: hash) & mask
-        if let replacing {
-            let old = Self.word(replacing, hash: hash)
-            while slots[index] != old {
-                precondition(slots[index] != 0, "memtable index lost an entry")
+        let replaced: Unmanaged<VersionedEntry>? = entry.withKey { key in
+            while true {
+                let word = slots[index]
+                if word == 0 { return nil }
+                if word & ~Self.addressMask == tag {
+                    let candidate = Self.entry(word)
+                    if candidate._withUnsafeGuaranteedRef({ $0.withKey { ByteOrder.equal($0, key) } }) { return candidate }
+                }
                 index = (index + 1) & mask
             }
-            slots[index] = Self.word(entry, hash: hash)
-            return
+        }
+        if let replaced {
+            slots[index] = Self.retainedWord(entry, hash: hash)
+            return replaced.takeRetainedValue()
         }
         if (count + 1) * 4 > capacity * 3 {
             grow()
             index = Int(truncatingIfNeeded: hash) & (capacity - 1)
         }
-        place(Self.word(entry, hash: hash), at: index)
+        place(Self.retainedWord(entry, hash: hash), at: index)
         count += 1
+        return nil
+    }
+
+    /// Calls `body` with every entry, in no defined order.
+    func forEach(_ body: (VersionedEntry) -> Void) {
+        for index in 0..<capacity where slots[index] != 0 {
+            Self.entry(slots[index])._withUnsafeGuaranteedRef { body($0) }
+        }
+    }
+
+    /// Every entry, unretained (the index keeps them alive while it is not
+    /// changed), in no defined order.
+    func unretainedEntries() -> [Unmanaged<VersionedEntry>] {
+        var result: [Unmanaged<VersionedEntry>] = []
+        result.reserveCapacity(count)
+        for index in 0..<capacity where slots[index] != 0 { result.append(Self.entry(slots[index])) }
+        return result
     }
 
     private mutating func place(_ word: UInt, at start: Int) {
