@@ -104,8 +104,7 @@ public final class IdemServer: Service, Sendable {
         do {
             let (listenDescriptor, port) = try listen(configuration.bindAddress, configuration.port)
             do {
-                (loops, acceptor) = try startLoops(count: configuration.eventLoopThreads
-                                                       ?? ServerConfiguration.defaultEventLoopThreads(cores: System.coreCount),
+                (loops, acceptor) = try startLoops(count: configuration.eventLoopThreads ?? System.coreCount,
                                                    context: context, listenDescriptor: listenDescriptor)
             } catch {
                 Glibc.close(listenDescriptor)

@@ -43,24 +43,10 @@ public struct ServerConfiguration: Sendable {
     public var maxPendingCommands = 1024
     /// Threads that serve disk reads, scans and flushes off the event loops.
     public var blockingThreads = 2
-    /// Event loop threads; nil picks `defaultEventLoopThreads(cores:)`.
+    /// Event loop threads; nil uses one per core.
     public var eventLoopThreads: Int?
 
     public init() {}
-
-    /// The event loops started when none are configured: one below four
-    /// cores, three loops per four cores above (Redis's advice for its I/O
-    /// threads). Why not one per core: a loop is not the only thread with
-    /// work — the kernel's network stack, the commit or sync thread and the
-    /// maintenance thread need CPU too, and two loops share one commit
-    /// pipeline, so a loop more than the cores can run costs lock hand-offs
-    /// and cross-loop completions. Measured on two vCPUs beside the client
-    /// (BENCHMARKS.md, session 9): two loops spent 18–21 µs of server CPU
-    /// per `SET NX EX -P 1` and 12k futex calls per 100k requests; one loop
-    /// 14–16 µs and 46 futex calls, with 1.2× the throughput.
-    public static func defaultEventLoopThreads(cores: Int) -> Int {
-        cores < 4 ? 1 : cores - cores / 4
-    }
 
     var parserLimits: RESPRequestParser.Limits {
         var limits = RESPRequestParser.Limits()

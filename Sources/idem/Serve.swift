@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "IDEM.BEGIN lease when none is given.") var defaultLease = DurationArgument(milliseconds: 30_000)
     @Option(help: "How long idempotency keys are remembered when no TTL is given.")
     var defaultTtl = DurationArgument(milliseconds: 86_400_000)
-    @Option(help: "Event loop threads (default: 1 below 4 cores, else 3 per 4 cores).") var ioThreads: Int?
+    @Option(help: "Event loop threads (default: one per core).") var ioThreads: Int?
     @Option(help: "Log format: text or json.") var logFormat: ServerLogHandler.Format = .text
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
