@@ -84,7 +84,10 @@ final class PosixMappedAppendFile: WritableFile, @unchecked Sendable {
         try reserve(upTo: offset + Int64(bytes.count))
         var done = 0
         while done < bytes.count {
-            if window == nil || offset >= windowStart + Int64(Self.windowSize) { try moveWindow(to: offset) }
+            // (`truncate` may have moved the end back before the window.)
+            if window == nil || offset < windowStart || offset >= windowStart + Int64(Self.windowSize) {
+                try moveWindow(to: offset)
+            }
             let position = Int(offset - windowStart)
             let count = min(bytes.count - done, Self.windowSize - position)
             (window! + position).copyMemory(from: bytes.baseAddress! + done, byteCount: count)

@@ -138,11 +138,13 @@ enum ServerCommands {
         }
     }
 
-    static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "keyspace", "idem"]
-
     static func render(server: ServerContext, sections requested: Set<String>, namespace: [UInt8], clientsConnected: Int) -> RESPValue {
-        let everything = requested.isEmpty || requested.contains("all") || requested.contains("everything")
-            || requested.contains("default")
+        let everything = requested.contains("all") || requested.contains("everything")
+        // Redis's default sections, but for the keyspace: its counts take a
+        // pass over every key (Redis keeps them in its dictionaries), and
+        // monitoring polls INFO every few seconds — so they come only when
+        // asked for (`INFO keyspace`, `INFO all`).
+        let defaults = requested.isEmpty || requested.contains("default")
         let statistics = server.engine.statistics
         let idempotency = server.store.metrics.snapshot
         let counters = server.metrics.snapshot()
@@ -150,7 +152,7 @@ enum ServerCommands {
         let rss = residentBytes()
         var text = ""
         func section(_ name: String, _ fields: [(String, String)]) {
-            guard everything || requested.contains(name) else { return }
+            guard everything || defaults || requested.contains(name) else { return }
             text += "# \(name.prefix(1).uppercased() + name.dropFirst())\r\n"
             for (key, value) in fields { text += "\(key):\(value)\r\n" }
             text += "\r\n"
