@@ -37,9 +37,6 @@ struct LogSegmentScan {
     var damage: [Damage] = []
     /// End of the last valid record (or of the header).
     var validEnd = 0
-    /// Zero bytes after `validEnd` up to the end of the file: reserved
-    /// space, not damage.
-    var zeroTail = 0
 
     /// Nothing but a header: a segment opened or prepared and never used.
     var isUnused: Bool { records.isEmpty && damage.isEmpty && predecessor == nil }
@@ -69,10 +66,8 @@ struct LogSegmentScan {
                 offset = record.payload.upperBound
                 validEnd = offset
             case .invalid(let reason):
-                if Self.isZero(bytes, from: offset) {
-                    zeroTail = bytes.count - offset
-                    return
-                }
+                // Zeros to the end: space reserved ahead, not damage.
+                if Self.isZero(bytes, from: offset) { return }
                 guard let resume = Self.nextValidRecord(bytes, after: offset, segment: number) else {
                     damage.append(.tornTail(offset: offset))
                     return
