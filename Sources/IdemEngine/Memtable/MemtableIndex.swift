@@ -17,8 +17,9 @@ import Darwin
 /// two) words. A word is an entry's address with the top 16 bits of the
 /// key's hash in its (unused) top 16 bits, so a probe rejects almost every
 /// other key without touching it; 0 is an empty slot. 8 bytes a slot, at
-/// most 3/4 full: about 11 bytes per entry. Sized up front for a full
-/// memtable (`capacity(forBytes:)`), so it normally never grows.
+/// most 3/4 full, and 4 bytes in `occupied`: about 15 bytes per entry.
+/// Sized up front for a full memtable (`capacity(forBytes:)`), so it
+/// normally never grows.
 ///
 /// Invariants: each key has at most one slot, holding the newest entry
 /// inserted for it. A slot owns its entry (one retain, given back when the
@@ -30,6 +31,11 @@ struct MemtableIndex: ~Copyable {
     private var slots: UnsafeMutablePointer<UInt>
     private var capacity: Int
     private(set) var count = 0
+    /// The occupied slots, in insertion order of their keys: what a walk
+    /// over every entry visits (the release in `deinit`, a flush's sort),
+    /// so that it costs the entries, not the capacity — an index sized for
+    /// a full memtable is a million slots, mostly untouched pages.
+    private var occupied: [Int32] = []
 
     private static let addressMask: UInt = (1 << 48) - 1
 
@@ -48,7 +54,7 @@ struct MemtableIndex: ~Copyable {
     }
 
     deinit {
-        for index in 0..<capacity where slots[index] != 0 { Self.entry(slots[index]).release() }
+        for index in occupied { Self.entry(slots[Int(index)]).release() }
         free(slots)
     }
 
@@ -118,16 +124,14 @@ struct MemtableIndex: ~Copyable {
             grow()
             index = Int(truncatingIfNeeded: hash) & (capacity - 1)
         }
-        place(Self.retainedWord(entry, hash: hash), at: index)
+        occupied.append(Int32(place(Self.retainedWord(entry, hash: hash), at: index)))
         count += 1
         return nil
     }
 
     /// Calls `body` with every entry, in no defined order.
     func forEach(_ body: (VersionedEntry) -> Void) {
-        for index in 0..<capacity where slots[index] != 0 {
-            Self.entry(slots[index])._withUnsafeGuaranteedRef { body($0) }
-        }
+        for index in occupied { Self.entry(slots[Int(index)])._withUnsafeGuaranteedRef { body($0) } }
     }
 
     /// Every entry, unretained (the index keeps them alive while it is not
@@ -135,30 +139,33 @@ struct MemtableIndex: ~Copyable {
     func unretainedEntries() -> [Unmanaged<VersionedEntry>] {
         var result: [Unmanaged<VersionedEntry>] = []
         result.reserveCapacity(count)
-        for index in 0..<capacity where slots[index] != 0 { result.append(Self.entry(slots[index])) }
+        for index in occupied { result.append(Self.entry(slots[Int(index)])) }
         return result
     }
 
-    private mutating func place(_ word: UInt, at start: Int) {
+    /// Puts `word` in the first free slot from `start` on; returns where.
+    private mutating func place(_ word: UInt, at start: Int) -> Int {
         let mask = capacity - 1
         var index = start
         while slots[index] != 0 { index = (index + 1) & mask }
         slots[index] = word
+        return index
     }
 
     /// Doubles the table. The words keep their tags; the full hash for the
     /// new position comes from the entry's key.
     private mutating func grow() {
-        let old = slots, oldCapacity = capacity
+        let old = slots
         capacity *= 2
         slots = Self.allocateZeroed(capacity)
-        for index in 0..<oldCapacity where old[index] != 0 {
-            let hash = Self.entry(old[index])._withUnsafeGuaranteedRef { $0.withKey { Hash64.hash($0) } }
-            place(old[index], at: Int(truncatingIfNeeded: hash) & (capacity - 1))
+        for position in occupied.indices {
+            let word = old[Int(occupied[position])]
+            let hash = Self.entry(word)._withUnsafeGuaranteedRef { $0.withKey { Hash64.hash($0) } }
+            occupied[position] = Int32(place(word, at: Int(truncatingIfNeeded: hash) & (capacity - 1)))
         }
         free(old)
     }
 
     /// Bytes the index occupies.
-    var memoryBytes: Int { capacity * MemoryLayout<UInt>.stride }
+    var memoryBytes: Int { capacity * MemoryLayout<UInt>.stride + occupied.capacity * MemoryLayout<Int32>.stride }
 }
