@@ -27,9 +27,11 @@ import Testing
         index % 50 == 0 ? bytes("v\(index)") + [UInt8](repeating: 0x5A, count: 200) : bytes("v\(index)")
     }
 
-    @Test(arguments: [1, 2, 16])
-    func seekLandsOnTheFirstKeyAtOrAboveTheTarget(restartInterval: Int) throws {
-        let keys = Self.keys(600, seed: UInt64(restartInterval))
+    /// With a prefix every key shares, the block's search windows start
+    /// past it, and targets may share only part of it.
+    @Test(arguments: [1, 2, 16], [[], bytes("tenant:0042:order:")])
+    func seekLandsOnTheFirstKeyAtOrAboveTheTarget(restartInterval: Int, sharedPrefix: [UInt8]) throws {
+        let keys = Self.keys(600, seed: UInt64(restartInterval)).map { sharedPrefix + $0 }
         var builder = BlockBuilder(restartInterval: restartInterval)
         for (index, key) in keys.enumerated() { builder.add(key: key, value: Self.value(index)) }
         let block = try Block(builder.finish())
@@ -44,7 +46,9 @@ import Testing
             }
         }
         for _ in 0..<500 {
-            targets.append((0..<Int.random(in: 0...10, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let random = (0..<Int.random(in: 0...10, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            targets.append(random)
+            targets.append(Array(sharedPrefix.prefix(Int.random(in: 0...sharedPrefix.count, using: &generator))) + random)
         }
         var iterator = BlockIterator(block)
         for target in targets {

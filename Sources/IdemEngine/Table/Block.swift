@@ -6,13 +6,30 @@ struct TableCorruption: Error {
 /// A decoded (decompressed, checksum-verified) block, read-only and shared
 /// between readers through the block cache.
 ///
-/// Invariant: `restartsOffset` and the restart array were validated at
-/// construction; entries are validated as they are decoded.
+/// Besides the bytes, a block carries a search aid built when it is
+/// decoded: for each restart key its *window* — the 8 bytes after the
+/// prefix all restart keys share, as a big-endian integer, zero-padded —
+/// then that shared prefix. The aid sits in front of the bytes in one
+/// allocation, next to the array's header: a seek binary-searches the
+/// windows there instead of the restart array at the block's end and the
+/// restart entries it points to — on a block cold in the CPU cache, one
+/// cache miss where there were three or four. Windows order keys: when two
+/// differ, the keys differ the same way; only equal windows need the keys
+/// compared in full.
+///
+/// Invariant: immutable. `restartsOffset` and the restart array were
+/// validated at construction, and every restart entry decoded with no
+/// shared prefix; other entries are validated as they are decoded.
 final class Block: Sendable {
-    let bytes: [UInt8]
+    /// The windows (native byte order), the shared prefix padded to 8
+    /// bytes, then the block's bytes.
+    private let storage: [UInt8]
+    private let contentStart: Int
     let restartCount: Int
-    /// Where entries end and the restart array begins.
+    /// Where entries end and the restart array begins (in the block's bytes).
     let restartsOffset: Int
+    /// How many leading bytes every restart key shares.
+    private let windowPrefixLength: Int
 
     init(_ bytes: [UInt8]) throws(TableCorruption) {
         guard bytes.count >= 4 else { throw TableCorruption(detail: "block shorter than its trailer") }
@@ -31,20 +48,99 @@ final class Block: Sendable {
             return offset == 0 ? previous == 0 : previous < offset
         }
         guard restartsValid else { throw TableCorruption(detail: "bad restart array") }
-        self.bytes = bytes
-        self.restartCount = count
-        self.restartsOffset = offset
+        let decoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(TableCorruption) -> (storage: [UInt8], start: Int, prefixLength: Int) in
+                // An empty block (no entries) has one restart and nothing to search.
+                guard offset > 0 else { return (bytes, 0, 0) }
+                var keys: [UnsafeRawBufferPointer] = []
+                keys.reserveCapacity(count)
+                for index in 0..<count {
+                    let entry = try BlockIterator.decode(raw, at: Int(raw.loadFixed32(at: offset + index * 4)), limit: offset, keyCount: 0)
+                    keys.append(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]))
+                }
+                let prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
+                let start = count * 8 + (prefixLength + 7) / 8 * 8
+                let storage = [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
+                    let out = UnsafeMutableRawBufferPointer(buffer)
+                    for (index, key) in keys.enumerated() {
+                        out.storeBytes(of: Self.window(key, past: prefixLength), toByteOffset: index * 8, as: UInt64.self)
+                    }
+                    out[(count * 8)..<start].initializeMemory(as: UInt8.self, repeating: 0)
+                    out.baseAddress!.advanced(by: count * 8).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
+                    out.baseAddress!.advanced(by: start).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+                    initialized = start + raw.count
+                }
+                return (storage, start, prefixLength)
+            }
+        }
+        (storage, contentStart, windowPrefixLength) = try decoded.get()
+        restartCount = count
+        restartsOffset = offset
     }
 
-    var memoryBytes: Int { bytes.count + 64 }
+    /// `key`'s 8 bytes after its first `prefixLength`, as a big-endian
+    /// integer, zero-padded past the key's end.
+    @inline(__always)
+    static func window(_ key: UnsafeRawBufferPointer, past prefixLength: Int) -> UInt64 {
+        guard key.count > prefixLength else { return 0 }
+        if key.count - prefixLength >= 8 {
+            return UInt64(bigEndian: key.loadUnaligned(fromByteOffset: prefixLength, as: UInt64.self))
+        }
+        var window: UInt64 = 0
+        for index in 0..<8 {
+            let position = prefixLength + index
+            window = window << 8 | UInt64(position < key.count ? key[position] : 0)
+        }
+        return window
+    }
 
-    func restart(_ index: Int) -> Int {
-        bytes.withUnsafeBytes { Int($0.loadFixed32(at: restartsOffset + index * 4)) }
+    var memoryBytes: Int { storage.count + 64 }
+
+    /// The block's bytes.
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[contentStart...])) }
+    }
+
+    /// The last restart whose key is below `target`; 0 when none is.
+    /// `raw` is the block's bytes (from `withBytes`).
+    func lastRestart(below target: UnsafeRawBufferPointer, in raw: UnsafeRawBufferPointer) throws(TableCorruption) -> Int {
+        let count = restartCount
+        guard count > 1 else { return 0 }
+        let prefixLength = windowPrefixLength
+        let outcome = storage.withUnsafeBytes { aid in Result { () throws(TableCorruption) -> Int in
+            if prefixLength > 0 {
+                let length = min(prefixLength, target.count)
+                let order = ByteOrder.compare(UnsafeRawBufferPointer(rebasing: target[..<length]),
+                                              UnsafeRawBufferPointer(rebasing: aid[(count * 8)..<(count * 8 + length)]))
+                // Below the shared prefix (or a proper prefix of it): below every restart key.
+                if order < 0 || (order == 0 && length < prefixLength) { return 0 }
+                if order > 0 { return count - 1 }
+            }
+            let targetWindow = Self.window(target, past: prefixLength)
+            var low = 0
+            var high = count - 1
+            while low < high {
+                let middle = (low + high + 1) / 2
+                let window = aid.load(fromByteOffset: middle * 8, as: UInt64.self)
+                let below: Bool
+                if window != targetWindow {
+                    below = window < targetWindow
+                } else {
+                    let offset = Int(raw.loadFixed32(at: restartsOffset + middle * 4))
+                    let entry = try BlockIterator.decode(raw, at: offset, limit: restartsOffset, keyCount: 0)
+                    below = ByteOrder.compare(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]), target) < 0
+                }
+                if below { low = middle } else { high = middle - 1 }
+            }
+            return low
+        } }
+        return try outcome.get()
     }
 }
 
 /// Walks a block's entries in order. `key` holds the current entry's full
-/// key; `value` its value's byte range in `block.bytes`.
+/// key; `value` its value's byte range in the block's bytes.
 struct BlockIterator {
     let block: Block
     private(set) var key: [UInt8] = []
@@ -82,20 +178,9 @@ struct BlockIterator {
     /// The answer's key is `target`'s first `shared` bytes and its suffix.
     mutating func seek(_ target: UnsafeRawBufferPointer) throws(TableCorruption) {
         let block = self.block
-        let result = block.bytes.withUnsafeBytes { raw in
+        let result = block.withBytes { raw in
             Result { () throws(TableCorruption) in
-                var low = 0
-                var high = block.restartCount - 1
-                while low < high {
-                    let middle = (low + high + 1) / 2
-                    let offset = Int(raw.loadFixed32(at: block.restartsOffset + middle * 4))
-                    let entry = try Self.decode(raw, at: offset, limit: block.restartsOffset, keyCount: 0)
-                    if ByteOrder.compare(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]), target) < 0 {
-                        low = middle
-                    } else {
-                        high = middle - 1
-                    }
-                }
+                let low = try block.lastRestart(below: target, in: raw)
                 var offset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
                 var matched = 0
                 var previousKeyCount = 0
@@ -139,7 +224,7 @@ struct BlockIterator {
 
     /// Decodes the entry at `nextOffset`; invalid past the last entry.
     mutating func next() throws(TableCorruption) {
-        let result = block.bytes.withUnsafeBytes { raw in
+        let result = block.withBytes { raw in
             Result { () throws(TableCorruption) in try step(raw) }
         }
         try result.get()
@@ -161,7 +246,7 @@ struct BlockIterator {
 
     /// The entry header at `offset`: how much of the previous key (of
     /// `keyCount` bytes) it shares, where its key suffix and value lie.
-    private static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int, limit: Int,
+    static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int, limit: Int,
                                keyCount: Int) throws(TableCorruption) -> (shared: Int, suffix: Range<Int>, value: Range<Int>) {
         // Most entries have three one-byte varints (lengths below 128):
         // read them straight, with the same checks.
@@ -189,6 +274,6 @@ struct BlockIterator {
     }
 
     func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try block.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[value])) }
+        try block.withBytes { try body(UnsafeRawBufferPointer(rebasing: $0[value])) }
     }
 }
