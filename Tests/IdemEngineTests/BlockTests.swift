@@ -59,6 +59,10 @@ import Testing
                 continue
             }
             #expect(iterator.isValid && iterator.key == keys[expected], "seek(\(target))")
+            // A point lookup's answer: found exactly when the key is the target
+            // (also when the target is a restart key reached from the interval before).
+            let located = try block.withBytes { raw in try target.withUnsafeBytes { try BlockIterator.locate($0, in: block, raw: raw) } }
+            #expect(located?.exact == (keys[expected] == target), "locate(\(target))")
             #expect(iterator.withValue { Array($0) } == Self.value(expected))
             // The iterator goes on from there as a scan does.
             for next in (expected + 1)..<min(expected + 3, keys.count) {

@@ -159,60 +159,81 @@ struct BlockIterator {
     }
 
     /// Moves to the first entry whose key is `>= target`; invalid if none.
-    ///
-    /// The hot path of every table read: the binary search compares the
-    /// keys at restart points where they lie (a restart entry shares no
-    /// prefix, so its key is its suffix), and the whole seek reads the block
-    /// through one pointer — no slice, copy or reference count per entry.
-    ///
-    /// The scan after the binary search builds no key until it stops. It
-    /// keeps `matched`, how many leading bytes the previous key (which is
-    /// below `target`) shares with `target`; an entry sharing `shared`
-    /// bytes with the previous key is then placed without reading it in
-    /// full (keys strictly increase):
-    /// - `shared > matched`: it agrees with the previous key where that one
-    ///   fell below `target`: below `target` too, skipped;
-    /// - `shared < matched`: it rises above the previous key at a byte where
-    ///   that one still equalled `target`: above `target`, the answer;
-    /// - `shared == matched`: its suffix is compared with `target`'s rest.
-    /// The answer's key is `target`'s first `shared` bytes and its suffix.
     mutating func seek(_ target: UnsafeRawBufferPointer) throws(TableCorruption) {
         let block = self.block
         let result = block.withBytes { raw in
             Result { () throws(TableCorruption) in
-                let low = try block.lastRestart(below: target, in: raw)
-                var offset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
-                var matched = 0
-                var previousKeyCount = 0
-                while offset < block.restartsOffset {
-                    let entry = try Self.decode(raw, at: offset, limit: block.restartsOffset, keyCount: previousKeyCount)
-                    let keyCount = entry.shared + entry.suffix.count
-                    if entry.shared == matched {
-                        let suffix = UnsafeRawBufferPointer(rebasing: raw[entry.suffix])
-                        let rest = UnsafeRawBufferPointer(rebasing: target[matched...])
-                        let common = ByteOrder.commonPrefixLength(suffix, rest)
-                        let below = common < suffix.count
-                            ? common < rest.count && suffix[common] < rest[common]
-                            : common < rest.count
-                        if !below { return land(on: entry, target: target, raw: raw) }
-                        matched += common
-                    } else if entry.shared < matched {
-                        return land(on: entry, target: target, raw: raw)
-                    }
-                    previousKeyCount = keyCount
-                    offset = entry.value.upperBound
+                if let (entry, _) = try Self.locate(target, in: block, raw: raw) {
+                    land(on: entry, target: target, raw: raw)
+                } else {
+                    nextOffset = block.restartsOffset
+                    key.removeAll(keepingCapacity: true)
+                    isValid = false
                 }
-                nextOffset = offset
-                key.removeAll(keepingCapacity: true)
-                isValid = false
             }
         }
         try result.get()
     }
 
+    /// One decoded entry header: how many bytes its key shares with the
+    /// previous key, and where its key suffix and value lie.
+    typealias Entry = (shared: Int, suffix: Range<Int>, value: Range<Int>)
+
+    /// The first entry of `block` whose key is `>= target` and whether
+    /// that key equals `target`; nil past the last entry. `raw` is the
+    /// block's bytes.
+    ///
+    /// The hot path of every table read: the windows pick the restart
+    /// interval, and the scan reads the block through one pointer — no
+    /// slice, copy or reference count per entry, and no key built.
+    ///
+    /// The scan keeps `matched`, how many leading bytes the previous key
+    /// (which is below `target`) shares with `target`; an entry sharing
+    /// `shared` bytes with the previous key is then placed without reading
+    /// it in full (keys strictly increase):
+    /// - `shared > matched`: it agrees with the previous key where that one
+    ///   fell below `target`: below `target` too, skipped;
+    /// - `shared < matched`: it rises above the previous key at a byte where
+    ///   that one still equalled `target`: above `target`, the answer (a
+    ///   restart entry, which records no shared bytes, may equal `target`);
+    /// - `shared == matched`: its suffix is compared with `target`'s rest.
+    /// The answer's key is `target`'s first `shared` bytes and its suffix.
+    static func locate(_ target: UnsafeRawBufferPointer, in block: Block,
+                       raw: UnsafeRawBufferPointer) throws(TableCorruption) -> (entry: Entry, exact: Bool)? {
+        let low = try block.lastRestart(below: target, in: raw)
+        var offset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
+        var matched = 0
+        var previousKeyCount = 0
+        while offset < block.restartsOffset {
+            let entry = try decode(raw, at: offset, limit: block.restartsOffset, keyCount: previousKeyCount)
+            if entry.shared == matched {
+                let suffix = UnsafeRawBufferPointer(rebasing: raw[entry.suffix])
+                let rest = UnsafeRawBufferPointer(rebasing: target[matched...])
+                let common = ByteOrder.commonPrefixLength(suffix, rest)
+                if common == suffix.count {
+                    // The key is a prefix of `target`: equal, or below it.
+                    if common == rest.count { return (entry, true) }
+                } else if common == rest.count || suffix[common] > rest[common] {
+                    return (entry, false)
+                }
+                matched += common
+            } else if entry.shared < matched {
+                // Above `target` — and not equal to it, unless the entry is
+                // a restart: a restart stores no shared prefix whatever its
+                // key shares, and the windows only promise that the restart
+                // after the chosen one is not below `target`.
+                guard entry.shared == 0 else { return (entry, false) }
+                return (entry, ByteOrder.compare(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]), target) == 0)
+            }
+            previousKeyCount = entry.shared + entry.suffix.count
+            offset = entry.value.upperBound
+        }
+        return nil
+    }
+
     /// Makes `entry` (found by `seek(target)`, sharing only bytes it shares
     /// with `target`) the current one.
-    private mutating func land(on entry: (shared: Int, suffix: Range<Int>, value: Range<Int>),
+    private mutating func land(on entry: Entry,
                                target: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
         key.removeAll(keepingCapacity: true)
         key.append(contentsOf: UnsafeRawBufferPointer(rebasing: target[..<entry.shared]))
@@ -247,7 +268,7 @@ struct BlockIterator {
     /// The entry header at `offset`: how much of the previous key (of
     /// `keyCount` bytes) it shares, where its key suffix and value lie.
     static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int, limit: Int,
-                               keyCount: Int) throws(TableCorruption) -> (shared: Int, suffix: Range<Int>, value: Range<Int>) {
+                               keyCount: Int) throws(TableCorruption) -> Entry {
         // Most entries have three one-byte varints (lengths below 128):
         // read them straight, with the same checks.
         if limit - offset >= 3 {

@@ -74,15 +74,20 @@ enum TableEntryCodec {
     }
 
     static func decode(key: [UInt8], value: UnsafeRawBufferPointer) throws(TableCorruption) -> VersionedEntry {
+        let decoded = key.withUnsafeBytes { key in
+            Result { () throws(TableCorruption) -> VersionedEntry in try decode(key: key, value: value) }
+        }
+        return try decoded.get()
+    }
+
+    static func decode(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(TableCorruption) -> VersionedEntry {
         var cursor = ByteCursor(value)
         guard let rawKind = cursor.readByte(), let kind = EntryKind(rawValue: rawKind),
               let sequence = cursor.readVarint(), let expiresAt = cursor.readVarint(), expiresAt <= UInt64(Int64.max) else {
             throw TableCorruption(detail: "bad entry header")
         }
         let payload = UnsafeRawBufferPointer(rebasing: value[cursor.offset...])
-        return key.withUnsafeBytes { key in
-            VersionedEntry.make(kind: kind, key: key, value: payload, expiresAt: Int64(expiresAt), sequence: sequence)
-        }
+        return VersionedEntry.make(kind: kind, key: key, value: payload, expiresAt: Int64(expiresAt), sequence: sequence)
     }
 
     static func varintLength(_ value: UInt64) -> Int {

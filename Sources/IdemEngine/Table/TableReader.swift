@@ -142,22 +142,52 @@ final class TableReader: Sendable {
     }
 
     /// `get` without the filter check (the caller has made it).
+    ///
+    /// A point lookup reads one data block: the first whose index
+    /// separator is `>= key`. A key below that separator but not in the
+    /// block lies between the block's last key and the next block's first
+    /// — in no block. No iterator and no key is built on the way.
     func find(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry? {
-        var iterator = makeIterator()
-        try iterator.seek(key)
-        guard iterator.isValid, ByteOrder.compare(iterator.key, key) == 0 else { return nil }
-        return try iterator.entry()
+        guard let handle = try blockHandle(covering: key) else { return nil }
+        return try entry(key, in: dataBlock(handle), at: handle.offset)
     }
 
     /// `find` without touching the disk: `.some` is the answer (an entry
     /// or nil), `nil` means the block that may hold `key` is not cached.
     func findCached(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry?? {
-        var iterator = makeIterator()
-        iterator.diskAllowed = false
-        try iterator.seek(key)
-        if iterator.neededDisk { return nil }
-        guard iterator.isValid, ByteOrder.compare(iterator.key, key) == 0 else { return .some(nil) }
-        return .some(try iterator.entry())
+        guard let handle = try blockHandle(covering: key) else { return .some(nil) }
+        guard let block = cachedDataBlock(handle) else { return nil }
+        return .some(try entry(key, in: block, at: handle.offset))
+    }
+
+    /// The handle of the data block that would hold `key`; nil when `key`
+    /// is above the table's last separator.
+    private func blockHandle(covering key: UnsafeRawBufferPointer) throws(EngineError) -> BlockHandle? {
+        let index = self.index
+        let located = index.withBytes { raw in
+            Result { () throws(TableCorruption) -> BlockHandle? in
+                guard let (entry, _) = try BlockIterator.locate(key, in: index, raw: raw) else { return nil }
+                var cursor = ByteCursor(UnsafeRawBufferPointer(rebasing: raw[entry.value]))
+                guard let handle = BlockHandle.decode(&cursor) else { throw TableCorruption(detail: "bad block handle in index") }
+                return handle
+            }
+        }
+        do throws(TableCorruption) { return try located.get() } catch {
+            throw corruption(at: 0, "index: \(error.detail)")
+        }
+    }
+
+    /// The entry for exactly `key` in `block`, if it holds one.
+    private func entry(_ key: UnsafeRawBufferPointer, in block: Block, at offset: UInt64) throws(EngineError) -> VersionedEntry? {
+        let found = block.withBytes { raw in
+            Result { () throws(TableCorruption) -> VersionedEntry? in
+                guard let (entry, exact) = try BlockIterator.locate(key, in: block, raw: raw), exact else { return nil }
+                return try TableEntryCodec.decode(key: key, value: UnsafeRawBufferPointer(rebasing: raw[entry.value]))
+            }
+        }
+        do throws(TableCorruption) { return try found.get() } catch {
+            throw corruption(at: offset, error.detail)
+        }
     }
 
     func makeIterator() -> TableIterator {
