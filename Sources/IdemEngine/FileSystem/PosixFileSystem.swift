@@ -188,45 +188,55 @@ private final class PosixReadableFile: ReadableFile {
     deinit { BackgroundReclaimer.shared.close(fd) }
 
     func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8] {
-        guard offset >= 0, count >= 0, offset + Int64(count) <= size else {
-            throw IOFailure(operation: "read \(count) bytes at \(offset) of \(size)", path: path, code: EINVAL)
-        }
-        var failure: Int32 = 0
+        var failure: IOFailure?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var done = 0
-            while done < count {
-                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    break
-                }
-                if n == 0 {
-                    failure = EIO
-                    break
-                }
-                done += n
+            do throws(IOFailure) {
+                try read(at: offset, into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = count
+            } catch {
+                failure = error
+                initialized = 0
             }
-            initialized = done
         }
-        if failure != 0 { throw IOFailure(operation: "read", path: path, code: failure) }
+        if let failure { throw failure }
         return bytes
     }
 
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(IOFailure) {
+        let count = buffer.count
+        guard offset >= 0, offset + Int64(count) <= size else {
+            throw IOFailure(operation: "read \(count) bytes at \(offset) of \(size)", path: path, code: EINVAL)
+        }
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOFailure(operation: "read", path: path, code: errno)
+            }
+            if n == 0 { throw IOFailure(operation: "read", path: path, code: EIO) }
+            done += n
+        }
+    }
+
     func readIfResident(at offset: Int64, count: Int) -> [UInt8]? {
-        #if canImport(CIdemPosix)
-        guard offset >= 0, count > 0, offset + Int64(count) <= size else { return nil }
         var complete = false
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            // A short read means part of the range is not resident: give up
-            // rather than wait for the rest.
-            let n = idem_pread_resident(fd, buffer.baseAddress!, count, Int(offset))
-            complete = n == count
+            complete = readIfResident(at: offset, into: UnsafeMutableRawBufferPointer(buffer))
             initialized = complete ? count : 0
         }
         return complete ? bytes : nil
+    }
+
+    func readIfResident(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        #if canImport(CIdemPosix)
+        let count = buffer.count
+        guard offset >= 0, count > 0, offset + Int64(count) <= size else { return false }
+        // A short read means part of the range is not resident: give up
+        // rather than wait for the rest.
+        return idem_pread_resident(fd, buffer.baseAddress!, count, Int(offset)) == count
         #else
-        return nil
+        return false
         #endif
     }
 }

@@ -31,51 +31,58 @@ final class Block: Sendable {
     /// How many leading bytes every restart key shares.
     private let windowPrefixLength: Int
 
-    init(_ bytes: [UInt8]) throws(TableCorruption) {
+    convenience init(_ bytes: [UInt8]) throws(TableCorruption) {
+        let built = bytes.withUnsafeBytes { raw in Result { () throws(TableCorruption) in try Block.parts(raw) } }
+        let parts = try built.get()
+        self.init(parts)
+    }
+
+    /// Builds the block from a copy of `bytes`.
+    convenience init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
+        self.init(try Block.parts(bytes))
+    }
+
+    private init(_ parts: Parts) {
+        (storage, contentStart, windowPrefixLength, restartCount, restartsOffset) = parts
+    }
+
+    private typealias Parts = (storage: [UInt8], contentStart: Int, windowPrefixLength: Int, restartCount: Int, restartsOffset: Int)
+
+    private static func parts(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) -> Parts {
         guard bytes.count >= 4 else { throw TableCorruption(detail: "block shorter than its trailer") }
-        let count = bytes.withUnsafeBytes { Int($0.loadFixed32(at: bytes.count - 4)) }
+        let count = Int(bytes.loadFixed32(at: bytes.count - 4))
         guard count >= 1, count <= (bytes.count - 4) / 4 else { throw TableCorruption(detail: "bad restart count \(count)") }
         let offset = bytes.count - 4 - count * 4
         // Restarts start at 0, strictly increase, and point before the array
         // (checked in place: this runs for every block read from disk).
-        let restartsValid = bytes.withUnsafeBytes { raw in
-            var previous = -1
-            for index in 0..<count {
-                let restart = Int(raw.loadFixed32(at: offset + index * 4))
-                guard index == 0 ? restart == 0 : restart > previous else { return false }
-                previous = restart
-            }
-            return offset == 0 ? previous == 0 : previous < offset
+        var previous = -1
+        for index in 0..<count {
+            let restart = Int(bytes.loadFixed32(at: offset + index * 4))
+            guard index == 0 ? restart == 0 : restart > previous else { throw TableCorruption(detail: "bad restart array") }
+            previous = restart
         }
-        guard restartsValid else { throw TableCorruption(detail: "bad restart array") }
-        let decoded = bytes.withUnsafeBytes { raw in
-            Result { () throws(TableCorruption) -> (storage: [UInt8], start: Int, prefixLength: Int) in
-                // An empty block (no entries) has one restart and nothing to search.
-                guard offset > 0 else { return (bytes, 0, 0) }
-                var keys: [UnsafeRawBufferPointer] = []
-                keys.reserveCapacity(count)
-                for index in 0..<count {
-                    let entry = try BlockIterator.decode(raw, at: Int(raw.loadFixed32(at: offset + index * 4)), limit: offset, keyCount: 0)
-                    keys.append(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]))
-                }
-                let prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
-                let start = count * 8 + (prefixLength + 7) / 8 * 8
-                let storage = [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
-                    let out = UnsafeMutableRawBufferPointer(buffer)
-                    for (index, key) in keys.enumerated() {
-                        out.storeBytes(of: Self.window(key, past: prefixLength), toByteOffset: index * 8, as: UInt64.self)
-                    }
-                    out[(count * 8)..<start].initializeMemory(as: UInt8.self, repeating: 0)
-                    out.baseAddress!.advanced(by: count * 8).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
-                    out.baseAddress!.advanced(by: start).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
-                    initialized = start + raw.count
-                }
-                return (storage, start, prefixLength)
-            }
+        guard offset == 0 ? previous == 0 : previous < offset else { throw TableCorruption(detail: "bad restart array") }
+        // An empty block (no entries) has one restart and nothing to search.
+        guard offset > 0 else { return (Array(bytes), 0, 0, count, offset) }
+        var keys: [UnsafeRawBufferPointer] = []
+        keys.reserveCapacity(count)
+        for index in 0..<count {
+            let entry = try BlockIterator.decode(bytes, at: Int(bytes.loadFixed32(at: offset + index * 4)), limit: offset, keyCount: 0)
+            keys.append(UnsafeRawBufferPointer(rebasing: bytes[entry.suffix]))
         }
-        (storage, contentStart, windowPrefixLength) = try decoded.get()
-        restartCount = count
-        restartsOffset = offset
+        let prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
+        let start = count * 8 + (prefixLength + 7) / 8 * 8
+        let storage = [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            for (index, key) in keys.enumerated() {
+                out.storeBytes(of: Self.window(key, past: prefixLength), toByteOffset: index * 8, as: UInt64.self)
+            }
+            out[(count * 8)..<start].initializeMemory(as: UInt8.self, repeating: 0)
+            out.baseAddress!.advanced(by: count * 8).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
+            out.baseAddress!.advanced(by: start).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            initialized = start + bytes.count
+        }
+        return (storage, start, prefixLength, count, offset)
     }
 
     /// `key`'s 8 bytes after its first `prefixLength`, as a big-endian

@@ -57,29 +57,47 @@ enum BlockCompression {
 
     static func decompress(_ stored: UnsafeRawBufferPointer, kind: CompressionKind) throws(Failure) -> [UInt8] {
         if kind == .none { return Array(stored) }
+        let (size, source) = try compressedPayload(stored)
+        var failure: Failure?
+        let raw = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            do throws(Failure) {
+                try decompress(source, kind: kind, into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = size
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return raw
+    }
+
+    /// A compressed block's uncompressed size and its compressed bytes.
+    static func compressedPayload(_ stored: UnsafeRawBufferPointer) throws(Failure) -> (size: Int, source: UnsafeRawBufferPointer) {
         var cursor = ByteCursor(stored)
         guard let length = cursor.readVarint(), length <= UInt64(maxUncompressedSize) else {
             throw Failure(detail: "bad uncompressed length")
         }
-        let size = Int(length)
-        let source = UnsafeRawBufferPointer(rebasing: stored[cursor.offset...])
-        var ok = false
-        let raw = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            switch kind {
-            case .lz4:
-                let result = LZ4_decompress_safe(source.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                                 UnsafeMutableRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self),
-                                                 Int32(source.count), Int32(size))
-                ok = Int(result) == size
-            case .zstd:
-                let result = ZSTD_decompress(buffer.baseAddress, size, source.baseAddress, source.count)
-                ok = ZSTD_isError(result) == 0 && result == size
-            case .none:
-                ok = false
-            }
-            initialized = ok ? size : 0
+        return (Int(length), UnsafeRawBufferPointer(rebasing: stored[cursor.offset...]))
+    }
+
+    /// Decompresses `source` (a `compressedPayload`) into exactly `target`.
+    static func decompress(_ source: UnsafeRawBufferPointer, kind: CompressionKind,
+                           into target: UnsafeMutableRawBufferPointer) throws(Failure) {
+        let size = target.count
+        let ok: Bool
+        switch kind {
+        case .lz4:
+            let result = LZ4_decompress_safe(source.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                             target.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                             Int32(source.count), Int32(size))
+            ok = Int(result) == size
+        case .zstd:
+            let result = ZSTD_decompress(target.baseAddress, size, source.baseAddress, source.count)
+            ok = ZSTD_isError(result) == 0 && result == size
+        case .none:
+            ok = false
         }
         guard ok else { throw Failure(detail: "\(kind) decompression failed") }
-        return raw
     }
 }

@@ -83,19 +83,12 @@ final class TableReader: Sendable {
     /// decompressed, verified contents.
     private static func unframe(_ framed: [UInt8], file: any ReadableFile, fileNumber: UInt64,
                                 handle: BlockHandle) throws(EngineError) -> [UInt8] {
-        let result = framed.withUnsafeBytes { raw -> Result<[UInt8], TableCorruption> in
-            let stored = UnsafeRawBufferPointer(rebasing: raw[0..<Int(handle.size)])
-            guard let kind = CompressionKind(rawValue: raw[Int(handle.size)]) else {
-                return .failure(TableCorruption(detail: "unknown compression kind"))
-            }
-            let expected = TableFormat.blockChecksum(stored, kind: kind, fileNumber: fileNumber, offset: handle.offset)
-            guard expected == raw.loadFixed32(at: Int(handle.size) + 1) else {
-                return .failure(TableCorruption(detail: "block checksum mismatch"))
-            }
-            do throws(BlockCompression.Failure) {
-                return .success(try BlockCompression.decompress(stored, kind: kind))
-            } catch {
-                return .failure(TableCorruption(detail: error.detail))
+        let result = framed.withUnsafeBytes { raw in
+            Result { () throws(TableCorruption) -> [UInt8] in
+                let (stored, kind) = try verifiedPayload(raw, fileNumber: fileNumber, handle: handle)
+                do throws(BlockCompression.Failure) { return try BlockCompression.decompress(stored, kind: kind) } catch {
+                    throw TableCorruption(detail: error.detail)
+                }
             }
         }
         switch result {
@@ -104,12 +97,63 @@ final class TableReader: Sendable {
         }
     }
 
+    /// A framed block's payload and compression kind, once its checksum holds.
+    private static func verifiedPayload(_ framed: UnsafeRawBufferPointer, fileNumber: UInt64,
+                                        handle: BlockHandle) throws(TableCorruption) -> (UnsafeRawBufferPointer, CompressionKind) {
+        let stored = UnsafeRawBufferPointer(rebasing: framed[0..<Int(handle.size)])
+        guard let kind = CompressionKind(rawValue: framed[Int(handle.size)]) else {
+            throw TableCorruption(detail: "unknown compression kind")
+        }
+        let expected = TableFormat.blockChecksum(stored, kind: kind, fileNumber: fileNumber, offset: handle.offset)
+        guard expected == framed.loadFixed32(at: Int(handle.size) + 1) else {
+            throw TableCorruption(detail: "block checksum mismatch")
+        }
+        return (stored, kind)
+    }
+
+    /// Reads a data block and decodes it: the frame and the decompressed
+    /// bytes live in temporary memory (on the stack when it fits), so the
+    /// one allocation a block read makes is the `Block`'s own — a block-cache
+    /// miss costs a read, a checksum, a decompression and one copy.
+    /// `residentOnly`: nil instead of waiting for the disk.
+    private func readBlock(_ handle: BlockHandle, residentOnly: Bool) throws(EngineError) -> Block? {
+        let (file, fileNumber) = (self.file, self.fileNumber)
+        let outcome = withUnsafeTemporaryAllocation(byteCount: Int(handle.size) + TableFormat.trailerSize, alignment: 16) { framed in
+            Result { () throws(EngineError) -> Block? in
+                if residentOnly {
+                    guard file.readIfResident(at: Int64(handle.offset), into: framed) else { return nil }
+                } else {
+                    do throws(IOFailure) { try file.read(at: Int64(handle.offset), into: framed) } catch { throw .io(error) }
+                }
+                do throws(TableCorruption) {
+                    let (stored, kind) = try Self.verifiedPayload(UnsafeRawBufferPointer(framed), fileNumber: fileNumber, handle: handle)
+                    if kind == .none { return try Block(stored) }
+                    return try Self.decompressedBlock(stored, kind: kind)
+                } catch {
+                    throw .corruption(file: file.path, offset: Int(handle.offset), detail: error.detail)
+                }
+            }
+        }
+        return try outcome.get()
+    }
+
+    private static func decompressedBlock(_ stored: UnsafeRawBufferPointer, kind: CompressionKind) throws(TableCorruption) -> Block {
+        let payload: (size: Int, source: UnsafeRawBufferPointer)
+        do { payload = try BlockCompression.compressedPayload(stored) } catch { throw TableCorruption(detail: error.detail) }
+        let outcome = withUnsafeTemporaryAllocation(byteCount: payload.size, alignment: 16) { content in
+            Result { () throws(TableCorruption) -> Block in
+                do throws(BlockCompression.Failure) { try BlockCompression.decompress(payload.source, kind: kind, into: content) } catch {
+                    throw TableCorruption(detail: error.detail)
+                }
+                return try Block(UnsafeRawBufferPointer(content))
+            }
+        }
+        return try outcome.get()
+    }
+
     func dataBlock(_ handle: BlockHandle) throws(EngineError) -> Block {
         try cache.block(for: .init(fileNumber: fileNumber, offset: handle.offset)) { () throws(EngineError) -> Block in
-            let bytes = try Self.readRaw(file, fileNumber: fileNumber, handle: handle)
-            do throws(TableCorruption) { return try Block(bytes) } catch {
-                throw .corruption(file: path, offset: Int(handle.offset), detail: error.detail)
-            }
+            try readBlock(handle, residentOnly: false)!
         }
     }
 
@@ -121,12 +165,8 @@ final class TableReader: Sendable {
     func cachedDataBlock(_ handle: BlockHandle) -> Block? {
         let key = BlockCache.Key(fileNumber: fileNumber, offset: handle.offset)
         if let cached = cache.cachedBlock(for: key) { return cached }
-        guard let framed = file.readIfResident(at: Int64(handle.offset), count: Int(handle.size) + TableFormat.trailerSize),
-              let bytes = try? Self.unframe(framed, file: file, fileNumber: fileNumber, handle: handle),
-              let block = try? Block(bytes) else {
-            // Not resident — or corrupt, which the disk read then reports.
-            return nil
-        }
+        // Not resident — or corrupt, which the disk read then reports.
+        guard let block = try? readBlock(handle, residentOnly: true) else { return nil }
         return try? cache.block(for: key) { () throws(EngineError) -> Block in block }
     }
 
