@@ -1,6 +1,12 @@
 import Synchronization
 
-/// An LRU cache of decoded blocks, bounded by bytes, shared by every table.
+/// A CLOCK cache of decoded blocks, bounded by bytes, shared by every table.
+///
+/// Why CLOCK rather than LRU: a hit in an LRU list relinks the block at the
+/// front — writes to its neighbours' nodes, cache misses on lines no other
+/// part of the read needs — while a CLOCK hit sets one bit in the bucket it
+/// has just read. Eviction sweeps a hand over the buckets, giving each
+/// block hit since the hand last passed a second chance.
 ///
 /// Sixteen shards, each with its own lock, so readers on different blocks
 /// rarely contend — and each shard counts its own hits and misses under
@@ -50,151 +56,123 @@ final class BlockCache: Sendable {
     var usage: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.usage } } }
 
     private final class Shard: Sendable {
-        let state: Mutex<LRUList>
-        init(capacity: Int) { state = Mutex(LRUList(capacity: capacity)) }
+        let state: Mutex<ClockTable>
+        init(capacity: Int) { state = Mutex(ClockTable(capacity: capacity)) }
     }
 
-    /// A doubly linked list threaded through an array (indices, not
-    /// references), most recently used at `head`.
-    struct LRUList {
-        struct Node {
+    /// One shard's blocks: open addressing with linear probing, at most
+    /// half full, the blocks in the buckets themselves (a lookup reads one
+    /// bucket), and backward-shift deletion — no tombstones, so the
+    /// constant insert-and-evict churn of a cache never lengthens the probe
+    /// chains. A `Dictionary` would hash every key with SipHash; these keys
+    /// are file numbers and offsets the engine chose, not client input, so
+    /// a multiplicative hash does.
+    ///
+    /// Invariants: a bucket is occupied exactly when it holds a block;
+    /// `usage` is the sum of the occupied buckets' charges and stays within
+    /// `capacity` after every insert.
+    struct ClockTable {
+        private struct Bucket {
             var key: Key
             var block: Block?
-            var charge: Int
-            var previous: Int
-            var next: Int
+            var charge: Int32
+            /// Hit since the hand last passed.
+            var referenced: Bool
         }
 
+        private static let empty = Bucket(key: Key(fileNumber: 0, offset: 0), block: nil, charge: 0, referenced: false)
+
         let capacity: Int
-        var usage = 0
+        private(set) var usage = 0
         private(set) var hits = 0
         private(set) var misses = 0
-        private var index = SlotIndex()
-        private var nodes: [Node] = []
-        private var freeSlots: [Int] = []
-        private var head = -1
-        private var tail = -1
+        private(set) var count = 0
+        private var buckets = [Bucket](repeating: ClockTable.empty, count: 16)
+        private var hand = 0
 
         init(capacity: Int) { self.capacity = capacity }
 
         mutating func lookup(_ key: Key, countingMiss: Bool) -> Block? {
-            guard let slot = index.find(key) else {
+            guard let position = find(key) else {
                 if countingMiss { misses += 1 }
                 return nil
             }
             hits += 1
-            if slot != head {
-                unlink(slot)
-                pushFront(slot)
-            }
-            return nodes[slot].block
+            // Only the first hit since the hand passed writes the bucket.
+            if !buckets[position].referenced { buckets[position].referenced = true }
+            return buckets[position].block
         }
 
+        /// Caches `block` under `key` unless it is there already or larger
+        /// than the whole budget, evicting what the hand finds first.
         mutating func insert(_ key: Key, _ block: Block) {
             let charge = block.memoryBytes
-            guard charge <= capacity, index.find(key) == nil else { return }
-            while usage + charge > capacity, tail >= 0 { remove(tail) }
-            let node = Node(key: key, block: block, charge: charge, previous: -1, next: -1)
-            let slot: Int
-            if let free = freeSlots.popLast() {
-                nodes[free] = node
-                slot = free
-            } else {
-                nodes.append(node)
-                slot = nodes.count - 1
-            }
-            index.insert(key, slot: slot)
+            guard charge <= capacity, charge <= Int(Int32.max), find(key) == nil else { return }
+            while usage + charge > capacity { evictOne() }
+            if (count + 1) * 2 > buckets.count { grow() }
+            place(Bucket(key: key, block: block, charge: Int32(charge), referenced: false))
+            count += 1
             usage += charge
-            pushFront(slot)
         }
 
         mutating func removeAll(where predicate: (Key) -> Bool) {
-            for slot in nodes.indices where nodes[slot].block != nil && predicate(nodes[slot].key) { remove(slot) }
+            let doomed = buckets.filter { $0.block != nil && predicate($0.key) }.map(\.key)
+            for key in doomed {
+                if let position = find(key) { remove(at: position) }
+            }
         }
-
-        private mutating func remove(_ slot: Int) {
-            unlink(slot)
-            index.remove(nodes[slot].key)
-            usage -= nodes[slot].charge
-            nodes[slot].block = nil
-            freeSlots.append(slot)
-        }
-
-        private mutating func unlink(_ slot: Int) {
-            let previous = nodes[slot].previous
-            let next = nodes[slot].next
-            if previous >= 0 { nodes[previous].next = next } else { head = next }
-            if next >= 0 { nodes[next].previous = previous } else { tail = previous }
-            nodes[slot].previous = -1
-            nodes[slot].next = -1
-        }
-
-        private mutating func pushFront(_ slot: Int) {
-            nodes[slot].next = head
-            nodes[slot].previous = -1
-            if head >= 0 { nodes[head].previous = slot }
-            head = slot
-            if tail < 0 { tail = slot }
-        }
-    }
-
-    /// Keys to LRU slots: open addressing with linear probing, at most half
-    /// full, and backward-shift deletion — no tombstones, so the constant
-    /// insert-and-evict churn of a cache never lengthens the probe chains.
-    /// A `Dictionary` would hash every key with SipHash (a tenth of a block
-    /// miss's cost); these keys are file numbers and offsets the engine
-    /// chose, not client input, so a multiplicative hash does.
-    struct SlotIndex {
-        private struct Bucket {
-            var key: Key
-            var slot: Int32
-        }
-
-        private static let empty = Bucket(key: Key(fileNumber: 0, offset: 0), slot: -1)
-        private var buckets = [Bucket](repeating: SlotIndex.empty, count: 16)
-        private var count = 0
 
         private func home(_ key: Key) -> Int {
             let mixed = key.fileNumber &* 0x9E37_79B9_7F4A_7C15 ^ key.offset &* 0xC2B2_AE3D_27D4_EB4F
             return Int(truncatingIfNeeded: mixed ^ mixed >> 31) & (buckets.count - 1)
         }
 
-        func find(_ key: Key) -> Int? {
+        private func find(_ key: Key) -> Int? {
             let mask = buckets.count - 1
             var position = home(key)
-            while buckets[position].slot >= 0 {
-                if buckets[position].key == key { return Int(buckets[position].slot) }
+            while buckets[position].block != nil {
+                if buckets[position].key == key { return position }
                 position = (position + 1) & mask
             }
             return nil
         }
 
-        /// `key` must not be present.
-        mutating func insert(_ key: Key, slot: Int) {
-            if (count + 1) * 2 > buckets.count { grow() }
-            place(Bucket(key: key, slot: Int32(slot)))
-            count += 1
+        /// Advances the hand to the first block not hit since it last
+        /// passed (clearing the marks on the way) and evicts it. Ends
+        /// within two sweeps: the first clears every mark. Only called
+        /// with blocks cached (`usage > 0`).
+        private mutating func evictOne() {
+            let mask = buckets.count - 1
+            while true {
+                hand = (hand + 1) & mask
+                guard buckets[hand].block != nil else { continue }
+                if buckets[hand].referenced {
+                    buckets[hand].referenced = false
+                    continue
+                }
+                remove(at: hand)
+                // A bucket shifted back into the hand's place is looked at next.
+                hand = (hand - 1) & mask
+                return
+            }
         }
 
         private mutating func place(_ bucket: Bucket) {
             let mask = buckets.count - 1
             var position = home(bucket.key)
-            while buckets[position].slot >= 0 { position = (position + 1) & mask }
+            while buckets[position].block != nil { position = (position + 1) & mask }
             buckets[position] = bucket
         }
 
-        mutating func remove(_ key: Key) {
+        private mutating func remove(at position: Int) {
             let mask = buckets.count - 1
-            var hole = home(key)
-            while buckets[hole].key != key || buckets[hole].slot < 0 {
-                guard buckets[hole].slot >= 0 else { return }
-                hole = (hole + 1) & mask
-            }
+            usage -= Int(buckets[position].charge)
             count -= 1
+            var hole = position
             // Shift back every later bucket of the run whose home is not
             // between the hole and it (cyclically): it may move into the hole.
             var next = (hole + 1) & mask
-            while buckets[next].slot >= 0 {
+            while buckets[next].block != nil {
                 let wanted = home(buckets[next].key)
                 let stays = hole <= next ? (hole < wanted && wanted <= next) : (hole < wanted || wanted <= next)
                 if !stays {
@@ -209,7 +187,8 @@ final class BlockCache: Sendable {
         private mutating func grow() {
             let old = buckets
             buckets = [Bucket](repeating: Self.empty, count: old.count * 2)
-            for bucket in old where bucket.slot >= 0 { place(bucket) }
+            for bucket in old where bucket.block != nil { place(bucket) }
+            hand = 0
         }
     }
 }
