@@ -188,6 +188,9 @@ private final class PosixReadableFile: ReadableFile {
     deinit { BackgroundReclaimer.shared.close(fd) }
 
     func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8] {
+        guard count >= 0 else {
+            throw IOFailure(operation: "read \(count) bytes at \(offset) of \(size)", path: path, code: EINVAL)
+        }
         var failure: IOFailure?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             do throws(IOFailure) {
@@ -220,6 +223,7 @@ private final class PosixReadableFile: ReadableFile {
     }
 
     func readIfResident(at offset: Int64, count: Int) -> [UInt8]? {
+        guard count > 0 else { return nil }
         var complete = false
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             complete = readIfResident(at: offset, into: UnsafeMutableRawBufferPointer(buffer))

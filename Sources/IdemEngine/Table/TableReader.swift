@@ -115,26 +115,44 @@ final class TableReader: Sendable {
     /// bytes live in temporary memory (on the stack when it fits), so the
     /// one allocation a block read makes is the `Block`'s own — a block-cache
     /// miss costs a read, a checksum, a decompression and one copy.
-    /// `residentOnly`: nil instead of waiting for the disk.
-    private func readBlock(_ handle: BlockHandle, residentOnly: Bool) throws(EngineError) -> Block? {
-        let (file, fileNumber) = (self.file, self.fileNumber)
+    private func readBlock(_ handle: BlockHandle) throws(EngineError) -> Block {
+        let file = self.file
+        return try withFrame(of: handle) { framed throws(EngineError) -> Block in
+            do throws(IOFailure) { try file.read(at: Int64(handle.offset), into: framed) } catch { throw .io(error) }
+            return try decode(framed, handle)
+        }
+    }
+
+    /// `readBlock` if the OS page cache holds the whole frame; nil when
+    /// reading it would wait for the disk, or it does not decode (the disk
+    /// read reports that).
+    private func readResidentBlock(_ handle: BlockHandle) -> Block? {
+        let file = self.file
+        let block = try? withFrame(of: handle) { framed throws(EngineError) -> Block? in
+            guard file.readIfResident(at: Int64(handle.offset), into: framed) else { return nil }
+            return try decode(framed, handle)
+        }
+        return block ?? nil
+    }
+
+    /// Temporary memory for `handle`'s frame.
+    private func withFrame<R>(of handle: BlockHandle,
+                              _ body: (UnsafeMutableRawBufferPointer) throws(EngineError) -> R) throws(EngineError) -> R {
         let outcome = withUnsafeTemporaryAllocation(byteCount: Int(handle.size) + TableFormat.trailerSize, alignment: 16) { framed in
-            Result { () throws(EngineError) -> Block? in
-                if residentOnly {
-                    guard file.readIfResident(at: Int64(handle.offset), into: framed) else { return nil }
-                } else {
-                    do throws(IOFailure) { try file.read(at: Int64(handle.offset), into: framed) } catch { throw .io(error) }
-                }
-                do throws(TableCorruption) {
-                    let (stored, kind) = try Self.verifiedPayload(UnsafeRawBufferPointer(framed), fileNumber: fileNumber, handle: handle)
-                    if kind == .none { return try Block(stored) }
-                    return try Self.decompressedBlock(stored, kind: kind)
-                } catch {
-                    throw .corruption(file: file.path, offset: Int(handle.offset), detail: error.detail)
-                }
-            }
+            Result { () throws(EngineError) -> R in try body(framed) }
         }
         return try outcome.get()
+    }
+
+    /// The block a frame holds, its checksum verified.
+    private func decode(_ framed: UnsafeMutableRawBufferPointer, _ handle: BlockHandle) throws(EngineError) -> Block {
+        do throws(TableCorruption) {
+            let (stored, kind) = try Self.verifiedPayload(UnsafeRawBufferPointer(framed), fileNumber: fileNumber, handle: handle)
+            if kind == .none { return try Block(stored) }
+            return try Self.decompressedBlock(stored, kind: kind)
+        } catch {
+            throw .corruption(file: file.path, offset: Int(handle.offset), detail: error.detail)
+        }
     }
 
     private static func decompressedBlock(_ stored: UnsafeRawBufferPointer, kind: CompressionKind) throws(TableCorruption) -> Block {
@@ -153,7 +171,7 @@ final class TableReader: Sendable {
 
     func dataBlock(_ handle: BlockHandle) throws(EngineError) -> Block {
         try cache.block(for: .init(fileNumber: fileNumber, offset: handle.offset)) { () throws(EngineError) -> Block in
-            try readBlock(handle, residentOnly: false)!
+            try readBlock(handle)
         }
     }
 
@@ -165,8 +183,7 @@ final class TableReader: Sendable {
     func cachedDataBlock(_ handle: BlockHandle) -> Block? {
         let key = BlockCache.Key(fileNumber: fileNumber, offset: handle.offset)
         if let cached = cache.cachedBlock(for: key) { return cached }
-        // Not resident — or corrupt, which the disk read then reports.
-        guard let block = try? readBlock(handle, residentOnly: true) else { return nil }
+        guard let block = readResidentBlock(handle) else { return nil }
         return try? cache.block(for: key) { () throws(EngineError) -> Block in block }
     }
 
