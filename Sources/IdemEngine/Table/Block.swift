@@ -129,7 +129,7 @@ final class Block: Sendable {
             var high = count - 1
             while low < high {
                 let middle = (low + high + 1) / 2
-                let window = aid.load(fromByteOffset: middle * 8, as: UInt64.self)
+                let window = aid.loadUnaligned(fromByteOffset: middle * 8, as: UInt64.self)
                 let below: Bool
                 if window != targetWindow {
                     below = window < targetWindow
