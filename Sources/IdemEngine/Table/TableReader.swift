@@ -284,10 +284,6 @@ struct TableIterator {
     private var index: BlockIterator
     private var data: BlockIterator?
     private(set) var blockOffset: UInt64 = 0
-    /// When false, a block that is not cached is not read: the iterator
-    /// stops (invalid) with `neededDisk` set.
-    var diskAllowed = true
-    private(set) var neededDisk = false
 
     init(table: TableReader, index: BlockIterator) {
         self.table = table
@@ -348,17 +344,7 @@ struct TableIterator {
             }
             guard let handle else { throw table.corruption(at: 0, "bad block handle in index") }
             blockOffset = handle.offset
-            let block: Block
-            if diskAllowed {
-                block = try table.dataBlock(handle)
-            } else if let cached = table.cachedDataBlock(handle) {
-                block = cached
-            } else {
-                neededDisk = true
-                data = nil
-                return
-            }
-            var iterator = BlockIterator(block)
+            var iterator = BlockIterator(try table.dataBlock(handle))
             do {
                 if first { try position(&iterator) } else { try iterator.seekToFirst() }
             } catch {
