@@ -162,6 +162,30 @@ import Testing
         }
     }
 
+    /// A power loss after a roll, before anything written to the new
+    /// segment (its segment link first) was synced: the new segment holds
+    /// only a torn tail, which says nothing about the old one — the log
+    /// ends in the old segment, whose own torn tail is cut like any last
+    /// segment's, not refused as damage in the middle of the log. (Found
+    /// by `noAcknowledgedWriteIsLostInACrash` under load: a group commit's
+    /// roll, then the crash before its sync.)
+    @Test(arguments: [SimulatedFileSystem.CrashMode.dropUnsynced, .garbleUnsynced(seed: 7)])
+    func aRollWhoseNewSegmentNeverReachedTheDiskEndsTheLogBeforeIt(mode: SimulatedFileSystem.CrashMode) async throws {
+        let store = SimulatedStore()
+        let engine = try store.open(.never, segmentSize: 16 << 10)
+        let value = bytes(String(repeating: "v", count: 40))
+        for index in 0..<600 { try await engine.put(bytes("key-\(index)"), value) }
+        #expect(try store.segmentPaths().count >= 2, "the log rolled")
+        let crashed = store.crashed(mode)
+        try engine.close()
+        // Nothing was synced (`never`): what survives is a prefix of the writes.
+        let recovered = try crashed.open()
+        var present = 0
+        for index in 0..<600 where try recovered.get(bytes("key-\(index)")) != nil { present += 1 }
+        for index in 0..<present { #expect(try recovered.get(bytes("key-\(index)"))?.value == value) }
+        try recovered.close()
+    }
+
     @Test func everysecAndNeverSurviveAProcessCrash() async throws {
         // A process crash (kill -9) keeps what reached the OS: simulate by
         // reopening the same file system without dropping unsynced data.

@@ -263,7 +263,7 @@ struct SegmentScanCache {
         /// A later segment holds records and links to this one whole (or
         /// was started after syncing it): this segment must be intact.
         case continues
-        /// Nothing later holds anything: only this segment may be torn.
+        /// Nothing later holds anything durable: only this segment may be torn.
         case newest
         /// The log rolled on without syncing this segment, and part of what
         /// followed was lost (this segment's tail, or a whole later segment):
@@ -280,7 +280,7 @@ struct SegmentScanCache {
     mutating func continuation(of index: Int, in segments: [UInt64], validEnd: Int) throws(EngineError) -> Continuation {
         for later in segments[(index + 1)...] {
             let laterScan = try scan(later).scan
-            if laterScan.isUnused { continue }
+            if laterScan.holdsNothingDurable { continue }
             guard let link = laterScan.predecessor else { return .continues }
             let number = segments[index]
             if link.number > number { return .endsHere }

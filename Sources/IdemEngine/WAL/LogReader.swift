@@ -41,6 +41,15 @@ struct LogSegmentScan {
     /// Nothing but a header: a segment opened or prepared and never used.
     var isUnused: Bool { records.isEmpty && damage.isEmpty && predecessor == nil }
 
+    /// Nothing valid past an intact header: never used, or nothing written
+    /// to it became durable (a power loss left only a torn tail — the
+    /// segment link a roll writes first included). Such a segment says
+    /// nothing about the segment before it: no write in it was ever
+    /// acknowledged, so the log may end before it.
+    var holdsNothingDurable: Bool {
+        records.isEmpty && predecessor == nil && damage.allSatisfy { if case .tornTail = $0 { true } else { false } }
+    }
+
     /// Scans `bytes`, the contents of segment `number`.
     init(bytes: UnsafeRawBufferPointer, kind: LogFormat.Kind = .wal, segmentNumber number: UInt64, salvage: Bool) {
         guard bytes.count >= LogFormat.segmentHeaderSize else {
