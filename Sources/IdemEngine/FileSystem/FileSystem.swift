@@ -77,29 +77,21 @@ public protocol ReadableFile: AnyObject, Sendable {
     var size: Int64 { get }
     /// Exactly `count` bytes at `offset`; a read past the end is an error.
     func read(at offset: Int64, count: Int) throws(IOFailure) -> [UInt8]
-    /// `read` if it needs no disk I/O (the OS page cache holds every byte);
-    /// nil when it would wait for the disk, or cannot tell.
-    func readIfResident(at offset: Int64, count: Int) -> [UInt8]?
     /// `read` into `buffer` (exactly `buffer.count` bytes at `offset`): for
     /// callers that decode in place and keep no copy.
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(IOFailure)
-    /// `readIfResident` into `buffer`; false when it would wait for the disk.
+    /// `read(at:into:)` if it needs no disk I/O (the OS page cache holds
+    /// every byte); false when it would wait for the disk, or cannot tell.
     func readIfResident(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Bool
 }
 
 extension ReadableFile {
-    public func readIfResident(at offset: Int64, count: Int) -> [UInt8]? { nil }
-
     public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(IOFailure) {
         let bytes = try read(at: offset, count: buffer.count)
         buffer.copyBytes(from: bytes)
     }
 
-    public func readIfResident(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        guard let bytes = readIfResident(at: offset, count: buffer.count) else { return false }
-        buffer.copyBytes(from: bytes)
-        return true
-    }
+    public func readIfResident(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Bool { false }
 }
 
 public protocol DirectoryLock: AnyObject, Sendable {

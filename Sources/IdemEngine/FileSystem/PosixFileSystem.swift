@@ -222,16 +222,6 @@ private final class PosixReadableFile: ReadableFile {
         }
     }
 
-    func readIfResident(at offset: Int64, count: Int) -> [UInt8]? {
-        guard count > 0 else { return nil }
-        var complete = false
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            complete = readIfResident(at: offset, into: UnsafeMutableRawBufferPointer(buffer))
-            initialized = complete ? count : 0
-        }
-        return complete ? bytes : nil
-    }
-
     func readIfResident(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
         #if canImport(CIdemPosix)
         let count = buffer.count

@@ -275,7 +275,7 @@ struct BlockIterator {
     /// The entry header at `offset`: how much of the previous key (of
     /// `keyCount` bytes) it shares, where its key suffix and value lie.
     static func decode(_ raw: UnsafeRawBufferPointer, at offset: Int, limit: Int,
-                               keyCount: Int) throws(TableCorruption) -> Entry {
+                       keyCount: Int) throws(TableCorruption) -> Entry {
         // Most entries have three one-byte varints (lengths below 128):
         // read them straight, with the same checks.
         if limit - offset >= 3 {

@@ -68,7 +68,8 @@ final class TableReader: Sendable {
         return TableReader(fileNumber: fileNumber, file: file, properties: properties, index: index, filter: filter, cache: cache)
     }
 
-    /// Reads, verifies and decompresses one block.
+    /// Reads, verifies and decompresses one block (the filter, index and
+    /// properties at open; data blocks go through `readBlock`).
     private static func readRaw(_ file: any ReadableFile, fileNumber: UInt64, handle: BlockHandle) throws(EngineError) -> [UInt8] {
         let framed: [UInt8]
         do {
@@ -76,13 +77,6 @@ final class TableReader: Sendable {
         } catch {
             throw .io(error)
         }
-        return try unframe(framed, file: file, fileNumber: fileNumber, handle: handle)
-    }
-
-    /// A block as stored (payload, compression kind, checksum) to its
-    /// decompressed, verified contents.
-    private static func unframe(_ framed: [UInt8], file: any ReadableFile, fileNumber: UInt64,
-                                handle: BlockHandle) throws(EngineError) -> [UInt8] {
         let result = framed.withUnsafeBytes { raw in
             Result { () throws(TableCorruption) -> [UInt8] in
                 let (stored, kind) = try verifiedPayload(raw, fileNumber: fileNumber, handle: handle)
