@@ -58,7 +58,9 @@ enum StringCommands {
             }
             index += 1
         }
-        let value = Keyspace.encodeString(call.argument(2))
+        // The stored value is built only by a decision to write it: a
+        // `SET NX` on a present key (a retry) allocates nothing for it.
+        let value = call.argument(2)
         return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if let current, current.type != .string { throw ReplyError(reply: .wrongType) }
             let old: RESPValue = returnOld ? .bulkString(current?.string) : .bulkString(nil)
@@ -73,7 +75,7 @@ enum StringCommands {
             case .keep: current?.stored.expiresAt
             case .at(let deadline): deadline
             }
-            return (.put(value: value, expiresAt: expiresAt), returnOld ? old : .ok)
+            return (.put(value: Keyspace.encodeString(value), expiresAt: expiresAt), returnOld ? old : .ok)
         }, reply: { $0 })
     }
 
@@ -99,10 +101,10 @@ enum StringCommands {
     }
 
     static func setnx(_ call: Invocation) -> CommandResult {
-        let value = Keyspace.encodeString(call.argument(2))
+        let value = call.argument(2)
         return call.update(call.argument(1), { current throws(ReplyError) -> (Mutation?, RESPValue) in
             if current != nil { return (nil, .integer(0)) }
-            return (.put(value: value, expiresAt: nil), .integer(1))
+            return (.put(value: Keyspace.encodeString(value), expiresAt: nil), .integer(1))
         }, reply: { $0 })
     }
 
