@@ -32,10 +32,6 @@ import Glibc
 /// - Every apply to the active memtable happens under `lock` (recovery's
 ///   replay runs before the pipeline exists). `currentEntry` relies on it
 ///   to trust a lookup made before the lock was taken.
-/// - A read-modify-write whose key has no write in flight (`pendingKeys`)
-///   and whose decision changes nothing is answered without `lock`: it
-///   read only applied (under `.always`: synced) entries, as a plain read
-///   does, and no earlier commit of the caller's can be left unseen.
 /// - After a log failure, every later pending record fails too (it may have
 ///   read the failed one through `overlay`). A failed sync, or a log whose
 ///   on-disk state is uncertain, turns the pipeline read-only for good: an
@@ -94,11 +90,6 @@ final class CommitPipeline: Sendable {
 
     /// Called (with no lock held) after a memtable is sealed.
     private let onSeal: @Sendable () -> Void
-    /// The keys of queued, unapplied commits, readable without `lock`.
-    private let pendingKeys = PendingKeys()
-    /// Set (under `lock`) once commits are refused for good — a failure
-    /// or `close` — so the lock-free answer refuses them too.
-    private let refusesCommits = Atomic(false)
 
     init(views: ReadViews, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters,
          onSeal: @escaping @Sendable () -> Void) {
@@ -134,32 +125,15 @@ final class CommitPipeline: Sendable {
     var currentSegment: UInt64 { lock.withLock { logWriter.segmentNumber } }
 
     /// Commits the batch `decide` returns, after showing it the current
-    /// entry for `key` (pending writes included). `decide` must be quick,
-    /// must not call the engine and must depend only on what it is shown:
-    /// it may run before the lock is taken — its decision then stands if
-    /// nothing it saw changed before the lock, and runs again under the
-    /// lock otherwise — and a decision to change nothing is returned
-    /// without the lock when no write of `key` is in flight.
+    /// entry for `key` (pending writes included). `decide` runs with the
+    /// commit lock held: it must be quick and must not call the engine.
     ///
     /// Returns `decide`'s result and, when the write is not yet durable, the
     /// waiter that completes when it is (with `deferLogWrites`: once
     /// `writeDeferred()` has written it).
     func commit<R>(reading key: [UInt8]?, _ decide: (VersionedEntry?) throws -> (WriteBatch, R)) throws -> (R, CommitWaiter?) {
         // Read before the lock is taken; `currentEntry` checks it still holds.
-        var prefetched: Prefetch?
-        var early: (batch: WriteBatch, result: R)?
-        if let key {
-            // Checked before the read: a zero counter then means every
-            // commit of this key accepted so far is applied and visible.
-            let settled = pendingKeys.isClear(PendingKeys.slot(key)) && !refusesCommits.load(ordering: .acquiring)
-            let read = try prefetch(key)
-            prefetched = read
-            if settled {
-                let decision = try decide(read.entry)
-                if decision.0.isEmpty { return (decision.1, nil) }
-                early = decision
-            }
-        }
+        let prefetched = try key.map { key throws(EngineError) in try prefetch(key) }
 
         lock.lock()
         var locked = true
@@ -168,17 +142,17 @@ final class CommitPipeline: Sendable {
         if let failure = state.failure { throw failure }
         if state.closing { throw EngineError.closed }
 
+        var current: VersionedEntry?
         var readPending = false
-        let batch: WriteBatch
-        let result: R
-        if let key, !state.overlay.isEmpty, let pending = state.overlay[OverlayKey(key)] {
-            readPending = true
-            (batch, result) = try decide(pending)
-        } else if let early, let prefetched, isCurrent(prefetched) {
-            (batch, result) = early
-        } else {
-            (batch, result) = try decide(try key.flatMap { key throws(EngineError) in try currentEntry(key, prefetched: prefetched) })
+        if let key {
+            if !state.overlay.isEmpty, let pending = state.overlay[OverlayKey(key)] {
+                current = pending
+                readPending = true
+            } else {
+                current = try currentEntry(key, prefetched: prefetched)
+            }
         }
+        let (batch, result) = try decide(current)
 
         if batch.isEmpty {
             // A decision based on a write that is not yet durable must not
@@ -199,7 +173,6 @@ final class CommitPipeline: Sendable {
                 let entry = Self.entry(for: operation, sequence: first + UInt64(index))
                 state.pending.entries.append((operation.key, entry))
                 state.overlay[OverlayKey(operation.key)] = entry
-                pendingKeys.add(operation.key)
             }
             let waiter = CommitWaiter()
             state.pending.waiters.append(waiter)
@@ -237,9 +210,6 @@ final class CommitPipeline: Sendable {
         let memtableEntry: VersionedEntry?
         /// Read only when no memtable held the key.
         let tableEntry: VersionedEntry??
-
-        /// The newest entry found.
-        var entry: VersionedEntry? { memtableEntry ?? tableEntry ?? nil }
     }
 
     /// Reads `key` without `lock`: the bloom probes and block reads of the
@@ -268,7 +238,9 @@ final class CommitPipeline: Sendable {
     /// immutable).
     private func currentEntry(_ key: [UInt8], prefetched: Prefetch?) throws(EngineError) -> VersionedEntry? {
         let view = views.current
-        if let prefetched, isCurrent(prefetched, view: view) { return prefetched.entry }
+        if let prefetched, prefetched.view === view, view.active.applyCount == prefetched.applies {
+            return prefetched.memtableEntry ?? prefetched.tableEntry ?? nil
+        }
         return try key.withUnsafeBytes { raw in
             Result { () throws(EngineError) -> VersionedEntry? in
                 if let entry = view.memtableEntry(raw) { return entry }
@@ -278,19 +250,6 @@ final class CommitPipeline: Sendable {
                 return try view.version.get(raw)
             }
         }.get()
-    }
-
-    /// Whether a write of `key` may be queued and unapplied (what sends a
-    /// read-modify-write of it to the lock).
-    func mayHaveWriteInFlight(_ key: [UInt8]) -> Bool {
-        !pendingKeys.isClear(PendingKeys.slot(key))
-    }
-
-    /// Whether `prefetched` still shows the newest committed entry (call
-    /// with `lock` held, after the overlay).
-    private func isCurrent(_ prefetched: Prefetch, view: ReadView? = nil) -> Bool {
-        let view = view ?? views.current
-        return prefetched.view === view && view.active.applyCount == prefetched.applies
     }
 
     /// Tells the commit thread a group is pending. Only `.always` has one:
@@ -325,7 +284,6 @@ final class CommitPipeline: Sendable {
         case .unrecoverable(let io):
             let error = EngineError.readOnly(reason: "\(io)")
             state.failure = error
-            refusesCommits.store(true, ordering: .releasing)
             return error
         }
     }
@@ -422,15 +380,13 @@ final class CommitPipeline: Sendable {
             var later = state.pending
             state.pending = PendingGroup()
             state.overlay.removeAll()
-            for (key, _) in group.entries + later.entries { pendingKeys.remove(key) }
             lock.unlock()
             for waiter in group.waiters + later.waiters { waiter.complete(.failure(error)) }
             later.removeAll()
         } else {
             state.memtable.apply(group.entries.lazy.map(\.entry))
-            for (key, entry) in group.entries {
-                if state.overlay[OverlayKey(key)] === entry { state.overlay[OverlayKey(key)] = nil }
-                pendingKeys.remove(key)
+            for (key, entry) in group.entries where state.overlay[OverlayKey(key)] === entry {
+                state.overlay[OverlayKey(key)] = nil
             }
             counters.commitsAcknowledged.add(group.waiters.count, ordering: .relaxed)
             let sealed = sealIfFull()
@@ -544,7 +500,6 @@ final class CommitPipeline: Sendable {
     func enterReadOnly(reason: String) {
         lock.withLock {
             if state.failure == nil { state.failure = .readOnly(reason: reason) }
-            refusesCommits.store(true, ordering: .releasing)
             lock.broadcast()
         }
     }
@@ -591,7 +546,6 @@ final class CommitPipeline: Sendable {
         defer { lock.unlock() }
         guard !state.closed else { return }
         state.closing = true
-        refusesCommits.store(true, ordering: .releasing)
         lock.broadcast()
         if options.defersLogWrites && !state.pending.isEmpty {
             // Commits already accepted get their write; new ones are refused.

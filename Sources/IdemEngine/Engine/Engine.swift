@@ -212,13 +212,9 @@ public final class Engine: Sendable {
     /// returns the change to make (nil for none) and a result. No other
     /// write is ordered between the read and the change.
     ///
-    /// `body` must be short, must not call the engine, and must decide
-    /// from the value it is shown alone: it may run once before the commit
-    /// lock is taken and again under it (when a write landed in between;
-    /// only the decision that is committed counts). A decision to change
-    /// nothing on a key with no write in flight is answered without the
-    /// lock — a retried `SET NX` or `IDEM.BEGIN` costs a read. Returns once
-    /// the change (or the state `body` saw) is durable.
+    /// `body` runs while the engine's commit lock is held: keep it short,
+    /// and do not call the engine from it. Returns once the change (or the
+    /// state `body` saw) is durable.
     nonisolated(nonsending) public func update<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) async throws -> R {
         let (result, waiter) = try prepareUpdate(key, body)
         pipeline.writeDeferred()
