@@ -46,6 +46,11 @@ import Testing
             if case EngineError.readOnly = error { return true }
             return false
         }
+        // Even a read-modify-write that would change nothing is refused.
+        await #expect { _ = try await engine.update(bytes("kept")) { _ -> (Mutation?, Int) in (nil, 0) } } throws: { error in
+            if case EngineError.readOnly = error { return true }
+            return false
+        }
         #expect(try engine.get("kept")?.value == bytes("1"))
         #expect(try engine.get("lost") == nil)
         #expect(engine.statistics.readOnlyReason != nil)

@@ -4,8 +4,8 @@ import Testing
 
 /// Read-modify-writes that decide to change nothing (a retried `SET NX`
 /// or `IDEM.BEGIN`): what the answer must respect however cheaply it is
-/// given — the caller's own queued writes, and a read-only or closed
-/// engine.
+/// given — the caller's own queued writes, and a closed engine (a
+/// read-only one: `FaultTests.failedSyncMakesTheEngineReadOnlyForGood`).
 @Suite struct NoOpDecisionTests {
     private func deferredOptions(_ store: SimulatedStore) -> EngineOptions {
         var options = store.options(.everysec)
@@ -67,20 +67,6 @@ import Testing
         #expect(outcome.get == false)
         engine.writeDeferredLog()
         try engine.close()
-    }
-
-    @Test func aReadOnlyEngineRefusesEvenADecisionThatChangesNothing() async throws {
-        let store = SimulatedStore()
-        let engine = try store.open(.always)
-        try await engine.put("k", "1")
-        store.fileSystem.injectSyncFailure(code: ErrorNumber.io, times: 1)
-        await #expect(throws: EngineError.self) { try await engine.put("lost", "2") }
-        #expect(engine.statistics.readOnlyReason != nil)
-        await #expect { _ = try await engine.update(bytes("k")) { _ -> (Mutation?, Int) in (nil, 0) } } throws: { error in
-            if case EngineError.readOnly = error { return true }
-            return false
-        }
-        try? engine.close()
     }
 
     @Test func aClosedEngineRefusesADecisionThatChangesNothing() async throws {
