@@ -63,12 +63,60 @@ import Testing
             // (also when the target is a restart key reached from the interval before).
             let located = try block.withBytes { raw in try target.withUnsafeBytes { try BlockIterator.locate($0, in: block, raw: raw) } }
             #expect(located?.exact == (keys[expected] == target), "locate(\(target))")
+            let found = try block.withBytes { raw in
+                try target.withUnsafeBytes { target in
+                    try BlockIterator.find(target, in: block, raw: raw).map { Array(raw[$0.value]) }
+                }
+            }
+            #expect(found == (keys[expected] == target ? Self.value(expected) : nil), "find(\(target))")
             #expect(iterator.withValue { Array($0) } == Self.value(expected))
             // The iterator goes on from there as a scan does.
             for next in (expected + 1)..<min(expected + 3, keys.count) {
                 try iterator.next()
                 #expect(iterator.key == keys[next] && iterator.withValue { Array($0) } == Self.value(next))
             }
+        }
+    }
+
+    /// The search aid trusts the restart array only after the walk over
+    /// every entry has met each restart at an entry's start: a restart
+    /// inside an entry, one naming an entry that shares bytes with its
+    /// predecessor, or one out of order would send a seek into the middle
+    /// of the bytes.
+    @Test func restartsThatAreNotRestartEntriesAreCorruption() throws {
+        var builder = BlockBuilder(restartInterval: 2)
+        for index in 0..<6 { builder.add(key: bytes("order:\(index)"), value: Self.value(index)) }
+        let good = builder.finish()
+        let block = try Block(good)
+        #expect(block.entryCount == 6 && block.restartCount == 3)
+        let restartsOffset = good.count - 4 - 3 * 4
+        let offsets = try good.withUnsafeBytes { raw in
+            var offsets: [Int] = []
+            var offset = 0
+            var keyCount = 0
+            while offset < restartsOffset {
+                offsets.append(offset)
+                let entry = try BlockIterator.decode(raw, at: offset, limit: restartsOffset, keyCount: keyCount)
+                keyCount = entry.shared + entry.suffix.count
+                offset = entry.value.upperBound
+            }
+            return offsets
+        }
+        #expect(offsets.count == 6)
+        func withRestart(_ index: Int, at offset: Int) -> [UInt8] {
+            var bytes = good
+            bytes.storeFixed32(UInt32(offset), at: restartsOffset + index * 4)
+            return bytes
+        }
+        let corrupt: [(String, [UInt8])] = [
+            ("inside an entry", withRestart(1, at: offsets[2] + 1)),
+            ("at an entry sharing bytes", withRestart(1, at: offsets[1])),
+            ("out of order", withRestart(2, at: offsets[2])),
+            ("past the entries", withRestart(2, at: restartsOffset)),
+            ("first not at 0", withRestart(0, at: offsets[2])),
+        ]
+        for (what, bytes) in corrupt {
+            #expect(throws: TableCorruption.self, "restart \(what)") { try Block(bytes) }
         }
     }
 

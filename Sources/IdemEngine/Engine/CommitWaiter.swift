@@ -4,6 +4,7 @@ import Synchronization
 /// commit thread, when the group is durable (or failed). The writer either
 /// awaits it or registers a callback, whichever suits its world (async
 /// code, or an event loop that must not block).
+@usableFromInline
 final class CommitWaiter: Sendable {
     private enum State {
         case pending
@@ -27,6 +28,7 @@ final class CommitWaiter: Sendable {
         }
     }
 
+    @usableFromInline
     nonisolated(nonsending) func wait() async throws(EngineError) {
         let result = await withCheckedContinuation { continuation in
             let ready = state.withLock { state -> Result<Void, EngineError>? in
@@ -41,6 +43,7 @@ final class CommitWaiter: Sendable {
 
     /// Calls `callback` once the commit is done: at once if it already is,
     /// otherwise on the commit thread.
+    @usableFromInline
     func onComplete(_ callback: @escaping @Sendable (Result<Void, EngineError>) -> Void) {
         let ready = state.withLock { state -> Result<Void, EngineError>? in
             if case .completed(let result) = state { return result }
