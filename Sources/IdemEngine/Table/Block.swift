@@ -7,32 +7,28 @@ struct TableCorruption: Error {
 /// between readers through the block cache.
 ///
 /// Besides the bytes, a block carries a search aid built when it is
-/// decoded: for every entry its *window* — the 8 bytes of its key after the
-/// prefix all keys of the block share, as a big-endian integer,
-/// zero-padded — and its offset, then that shared prefix. The aid sits in
-/// front of the bytes in one allocation, next to the array's header. A seek
-/// binary-searches the windows, contiguous and a few cache lines long,
-/// instead of the restart array at the block's end and then the entries of
-/// a restart interval one after the other (on average half of the
-/// interval's entries, each a value apart). Windows order keys: when two
+/// decoded: for each restart key its *window* — the 8 bytes after the
+/// prefix all restart keys share, as a big-endian integer, zero-padded —
+/// then that shared prefix. The aid sits in front of the bytes in one
+/// allocation, next to the array's header: a seek binary-searches the
+/// windows there instead of the restart array at the block's end and the
+/// restart entries it points to — on a block cold in the CPU cache, one
+/// cache miss where there were three or four. Windows order keys: when two
 /// differ, the keys differ the same way; only equal windows need the keys
-/// compared in full. Nothing of the aid is stored on disk.
+/// compared in full.
 ///
-/// Invariant: immutable. `restartsOffset`, the restart array and every
-/// entry were validated at construction: entries lie end to end up to the
-/// restart array, each shares no more than the previous key's length,
-/// restart offsets are entry offsets and restart entries share nothing.
+/// Invariant: immutable. `restartsOffset` and the restart array were
+/// validated at construction, and every restart entry decoded with no
+/// shared prefix; other entries are validated as they are decoded.
 final class Block: Sendable {
-    /// The windows (native byte order), the entry offsets (u32, native,
-    /// padded to 8 bytes), the shared prefix padded to 8 bytes, then the
-    /// block's bytes.
+    /// The windows (native byte order), the shared prefix padded to 8
+    /// bytes, then the block's bytes.
     private let storage: [UInt8]
     private let contentStart: Int
-    let entryCount: Int
     let restartCount: Int
     /// Where entries end and the restart array begins (in the block's bytes).
     let restartsOffset: Int
-    /// How many leading bytes every key of the block shares.
+    /// How many leading bytes every restart key shares.
     private let windowPrefixLength: Int
 
     convenience init(_ bytes: [UInt8]) throws(TableCorruption) {
@@ -47,82 +43,46 @@ final class Block: Sendable {
     }
 
     private init(_ parts: Parts) {
-        (storage, contentStart, windowPrefixLength, entryCount, restartCount, restartsOffset) = parts
+        (storage, contentStart, windowPrefixLength, restartCount, restartsOffset) = parts
     }
 
-    private typealias Parts = (storage: [UInt8], contentStart: Int, windowPrefixLength: Int, entryCount: Int,
-                               restartCount: Int, restartsOffset: Int)
+    private typealias Parts = (storage: [UInt8], contentStart: Int, windowPrefixLength: Int, restartCount: Int, restartsOffset: Int)
 
     private static func parts(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) -> Parts {
         guard bytes.count >= 4 else { throw TableCorruption(detail: "block shorter than its trailer") }
         let count = Int(bytes.loadFixed32(at: bytes.count - 4))
         guard count >= 1, count <= (bytes.count - 4) / 4 else { throw TableCorruption(detail: "bad restart count \(count)") }
-        let restartsOffset = bytes.count - 4 - count * 4
-        // An empty block (no entries) has one restart, at 0, and nothing to search.
-        guard restartsOffset > 0 else {
-            guard count == 1, bytes.loadFixed32(at: 0) == 0 else { throw TableCorruption(detail: "bad restart array") }
-            return (Array(bytes), 0, 0, 0, count, 0)
+        let offset = bytes.count - 4 - count * 4
+        // Restarts start at 0, strictly increase, and point before the array
+        // (checked in place: this runs for every block read from disk).
+        var previous = -1
+        for index in 0..<count {
+            let restart = Int(bytes.loadFixed32(at: offset + index * 4))
+            guard index == 0 ? restart == 0 : restart > previous else { throw TableCorruption(detail: "bad restart array") }
+            previous = restart
         }
-        // Every entry, in order: its offset, validated against the restart
-        // array as the walk meets each restart (this runs for every block
-        // read from disk). The prefix every key shares is the one the first
-        // key shares with the last (keys increase), narrowed as the walk goes.
-        var walked: [(offset: Int, shared: Int, suffix: Range<Int>)] = []
-        walked.reserveCapacity(restartsOffset / 16)
-        var offset = 0
-        var keyCount = 0
-        var nextRestart = 0
-        var firstKey = UnsafeRawBufferPointer(start: nil, count: 0)
-        var prefixLength = 0
-        while offset < restartsOffset {
-            let atRestart = nextRestart < count && Int(bytes.loadFixed32(at: restartsOffset + nextRestart * 4)) == offset
-            let entry = try BlockIterator.decode(bytes, at: offset, limit: restartsOffset, keyCount: atRestart ? 0 : keyCount)
-            let suffix = UnsafeRawBufferPointer(rebasing: bytes[entry.suffix])
-            if walked.isEmpty {
-                guard atRestart else { throw TableCorruption(detail: "bad restart array") }
-                firstKey = suffix
-                prefixLength = suffix.count
-            } else if entry.shared == 0 {
-                prefixLength = min(prefixLength, ByteOrder.commonPrefixLength(firstKey, suffix))
-            } else {
-                prefixLength = min(prefixLength, entry.shared)
-            }
-            if atRestart { nextRestart += 1 }
-            walked.append((offset, entry.shared, entry.suffix))
-            keyCount = entry.shared + entry.suffix.count
-            offset = entry.value.upperBound
+        guard offset == 0 ? previous == 0 : previous < offset else { throw TableCorruption(detail: "bad restart array") }
+        // An empty block (no entries) has one restart and nothing to search.
+        guard offset > 0 else { return (Array(bytes), 0, 0, count, offset) }
+        var keys: [UnsafeRawBufferPointer] = []
+        keys.reserveCapacity(count)
+        for index in 0..<count {
+            let entry = try BlockIterator.decode(bytes, at: Int(bytes.loadFixed32(at: offset + index * 4)), limit: offset, keyCount: 0)
+            keys.append(UnsafeRawBufferPointer(rebasing: bytes[entry.suffix]))
         }
-        guard nextRestart == count else { throw TableCorruption(detail: "bad restart array") }
-        let entries = walked.count
-        let offsetsBytes = (entries * 4 + 7) / 8 * 8
-        let prefixStart = entries * 8 + offsetsBytes
-        let start = prefixStart + (prefixLength + 7) / 8 * 8
+        let prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
+        let start = count * 8 + (prefixLength + 7) / 8 * 8
         let storage = [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
             let out = UnsafeMutableRawBufferPointer(buffer)
-            out[(entries * 8)..<start].initializeMemory(as: UInt8.self, repeating: 0)
-            for (index, entry) in walked.enumerated() {
-                out.storeBytes(of: UInt32(entry.offset), toByteOffset: entries * 8 + index * 4, as: UInt32.self)
+            for (index, key) in keys.enumerated() {
+                out.storeBytes(of: Self.window(key, past: prefixLength), toByteOffset: index * 8, as: UInt64.self)
             }
-            out.baseAddress!.advanced(by: prefixStart).copyMemory(from: firstKey.baseAddress!, byteCount: prefixLength)
+            out[(count * 8)..<start].initializeMemory(as: UInt8.self, repeating: 0)
+            out.baseAddress!.advanced(by: count * 8).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
             out.baseAddress!.advanced(by: start).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            // Each key's window, from the key's bytes up to the window's end
-            // rebuilt in a scratch buffer: the previous key's first `shared`
-            // bytes are already there.
-            withUnsafeTemporaryAllocation(byteCount: prefixLength + 8, alignment: 8) { scratch in
-                for (index, entry) in walked.enumerated() {
-                    let copied = min(entry.suffix.count, max(0, scratch.count - entry.shared))
-                    if copied > 0 {
-                        scratch.baseAddress!.advanced(by: entry.shared)
-                            .copyMemory(from: bytes.baseAddress!.advanced(by: entry.suffix.lowerBound), byteCount: copied)
-                    }
-                    let keyCount = entry.shared + entry.suffix.count
-                    let key = UnsafeRawBufferPointer(start: scratch.baseAddress, count: min(keyCount, scratch.count))
-                    out.storeBytes(of: Self.window(key, past: prefixLength), toByteOffset: index * 8, as: UInt64.self)
-                }
-            }
             initialized = start + bytes.count
         }
-        return (storage, start, prefixLength, entries, count, restartsOffset)
+        return (storage, start, prefixLength, count, offset)
     }
 
     /// `key`'s 8 bytes after its first `prefixLength`, as a big-endian
@@ -149,74 +109,40 @@ final class Block: Sendable {
         try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[contentStart...])) }
     }
 
-    /// Where the windows place `target`.
-    enum Placement {
-        /// Every key is below `target`.
-        case pastEnd
-        /// Keys before `index` are below `target`; the key at `index` is
-        /// above it.
-        case above(index: Int)
-        /// Keys before `index` are below `target`; the key at `index` has
-        /// `target`'s window, and may equal it, or lie on either side.
-        case sameWindow(index: Int)
-    }
-
-    /// The first entry whose window is not below `target`'s.
-    func place(_ target: UnsafeRawBufferPointer) -> Placement {
-        let count = entryCount
-        guard count > 0 else { return .pastEnd }
+    /// The last restart whose key is below `target`; 0 when none is.
+    /// `raw` is the block's bytes (from `withBytes`).
+    func lastRestart(below target: UnsafeRawBufferPointer, in raw: UnsafeRawBufferPointer) throws(TableCorruption) -> Int {
+        let count = restartCount
+        guard count > 1 else { return 0 }
         let prefixLength = windowPrefixLength
-        return storage.withUnsafeBytes { aid -> Placement in
+        let outcome = storage.withUnsafeBytes { aid in Result { () throws(TableCorruption) -> Int in
             if prefixLength > 0 {
-                let prefixStart = count * 8 + (count * 4 + 7) / 8 * 8
                 let length = min(prefixLength, target.count)
                 let order = ByteOrder.compare(UnsafeRawBufferPointer(rebasing: target[..<length]),
-                                              UnsafeRawBufferPointer(rebasing: aid[prefixStart..<(prefixStart + length)]))
-                // Below the shared prefix (or a proper prefix of it): below every key.
-                if order < 0 || (order == 0 && length < prefixLength) { return .above(index: 0) }
-                if order > 0 { return .pastEnd }
+                                              UnsafeRawBufferPointer(rebasing: aid[(count * 8)..<(count * 8 + length)]))
+                // Below the shared prefix (or a proper prefix of it): below every restart key.
+                if order < 0 || (order == 0 && length < prefixLength) { return 0 }
+                if order > 0 { return count - 1 }
             }
             let targetWindow = Self.window(target, past: prefixLength)
             var low = 0
-            var high = count
+            var high = count - 1
             while low < high {
-                let middle = (low + high) / 2
-                if aid.loadUnaligned(fromByteOffset: middle * 8, as: UInt64.self) < targetWindow {
-                    low = middle + 1
+                let middle = (low + high + 1) / 2
+                let window = aid.loadUnaligned(fromByteOffset: middle * 8, as: UInt64.self)
+                let below: Bool
+                if window != targetWindow {
+                    below = window < targetWindow
                 } else {
-                    high = middle
+                    let offset = Int(raw.loadFixed32(at: restartsOffset + middle * 4))
+                    let entry = try BlockIterator.decode(raw, at: offset, limit: restartsOffset, keyCount: 0)
+                    below = ByteOrder.compare(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]), target) < 0
                 }
+                if below { low = middle } else { high = middle - 1 }
             }
-            guard low < count else { return .pastEnd }
-            return aid.loadUnaligned(fromByteOffset: low * 8, as: UInt64.self) == targetWindow
-                ? .sameWindow(index: low) : .above(index: low)
-        }
-    }
-
-    /// Whether two keys of this block with equal windows and equal lengths
-    /// of `length` bytes are equal: the window holds all their bytes past
-    /// the shared prefix.
-    @inline(__always)
-    func windowCovers(length: Int) -> Bool {
-        length <= windowPrefixLength + 8
-    }
-
-    /// The offset of entry `index` in the block's bytes.
-    @inline(__always)
-    func entryOffset(_ index: Int) -> Int {
-        let count = entryCount
-        return storage.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: count * 8 + index * 4, as: UInt32.self)) }
-    }
-
-    /// The offset of the last restart at or before `offset`.
-    func restart(atOrBefore offset: Int, in raw: UnsafeRawBufferPointer) -> Int {
-        var low = 0
-        var high = restartCount - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if Int(raw.loadFixed32(at: restartsOffset + middle * 4)) <= offset { low = middle } else { high = middle - 1 }
-        }
-        return Int(raw.loadFixed32(at: restartsOffset + low * 4))
+            return low
+        } }
+        return try outcome.get()
     }
 }
 
@@ -264,52 +190,9 @@ struct BlockIterator {
     /// that key equals `target`; nil past the last entry. `raw` is the
     /// block's bytes.
     ///
-    /// The hot path of every table read. The windows answer most lookups
-    /// alone: the first entry whose window is above `target`'s is the
-    /// answer; one with `target`'s window and length is `target` itself,
-    /// when the window covers the key. Only a window shared with a longer
-    /// or shorter key leaves a scan, from the restart at or before it —
-    /// the keys before it are below `target`.
-    ///
-    /// The answer's key is `target`'s first `shared` bytes and its suffix
-    /// (a restart shares nothing; an exact match shares what it shares).
-    static func locate(_ target: UnsafeRawBufferPointer, in block: Block,
-                       raw: UnsafeRawBufferPointer) throws(TableCorruption) -> (entry: Entry, exact: Bool)? {
-        let first: Int
-        switch block.place(target) {
-        case .pastEnd:
-            return nil
-        case .above(let index):
-            let entry = try decode(raw, at: block.entryOffset(index), limit: block.restartsOffset, keyCount: .max)
-            if entry.shared == 0 { return (entry, false) }
-            first = index
-        case .sameWindow(let index):
-            let entry = try decode(raw, at: block.entryOffset(index), limit: block.restartsOffset, keyCount: .max)
-            let length = entry.shared + entry.suffix.count
-            if length == target.count && block.windowCovers(length: length) { return (entry, true) }
-            first = index
-        }
-        return try scan(for: target, in: block, raw: raw, from: block.restart(atOrBefore: block.entryOffset(first), in: raw))
-    }
-
-    /// The entry whose key is `target`, if `block` holds one: `locate`
-    /// for point lookups, which need no answer when `target` is absent —
-    /// the windows alone settle nearly every miss too.
-    static func find(_ target: UnsafeRawBufferPointer, in block: Block,
-                     raw: UnsafeRawBufferPointer) throws(TableCorruption) -> Entry? {
-        guard case .sameWindow(let index) = block.place(target) else { return nil }
-        let offset = block.entryOffset(index)
-        let entry = try decode(raw, at: offset, limit: block.restartsOffset, keyCount: .max)
-        let length = entry.shared + entry.suffix.count
-        if length == target.count && block.windowCovers(length: length) { return entry }
-        guard let (found, exact) = try scan(for: target, in: block, raw: raw, from: block.restart(atOrBefore: offset, in: raw)),
-              exact else { return nil }
-        return found
-    }
-
-    /// `locate` by walking entries from the restart at `offset`, none of
-    /// the keys before which is at or above `target`; no slice, copy or
-    /// reference count per entry, and no key built.
+    /// The hot path of every table read: the windows pick the restart
+    /// interval, and the scan reads the block through one pointer — no
+    /// slice, copy or reference count per entry, and no key built.
     ///
     /// The scan keeps `matched`, how many leading bytes the previous key
     /// (which is below `target`) shares with `target`; an entry sharing
@@ -318,19 +201,18 @@ struct BlockIterator {
     /// - `shared > matched`: it agrees with the previous key where that one
     ///   fell below `target`: below `target` too, skipped;
     /// - `shared < matched`: it rises above the previous key at a byte where
-    ///   that one still equalled `target`: above `target`, the answer;
+    ///   that one still equalled `target`: above `target`, the answer (a
+    ///   restart entry, which records no shared bytes, may equal `target`);
     /// - `shared == matched`: its suffix is compared with `target`'s rest.
-    /// A restart records no shared bytes whatever its key shares, so an
-    /// entry sharing none is compared in full (`matched` starts over): the
-    /// scan may cross restarts when many keys have `target`'s window.
-    private static func scan(for target: UnsafeRawBufferPointer, in block: Block, raw: UnsafeRawBufferPointer,
-                             from start: Int) throws(TableCorruption) -> (entry: Entry, exact: Bool)? {
-        var offset = start
+    /// The answer's key is `target`'s first `shared` bytes and its suffix.
+    static func locate(_ target: UnsafeRawBufferPointer, in block: Block,
+                       raw: UnsafeRawBufferPointer) throws(TableCorruption) -> (entry: Entry, exact: Bool)? {
+        let low = try block.lastRestart(below: target, in: raw)
+        var offset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
         var matched = 0
         var previousKeyCount = 0
         while offset < block.restartsOffset {
             let entry = try decode(raw, at: offset, limit: block.restartsOffset, keyCount: previousKeyCount)
-            if entry.shared == 0 { matched = 0 }
             if entry.shared == matched {
                 let suffix = UnsafeRawBufferPointer(rebasing: raw[entry.suffix])
                 let rest = UnsafeRawBufferPointer(rebasing: target[matched...])
@@ -343,7 +225,12 @@ struct BlockIterator {
                 }
                 matched += common
             } else if entry.shared < matched {
-                return (entry, false)
+                // Above `target` — and not equal to it, unless the entry is
+                // a restart: a restart stores no shared prefix whatever its
+                // key shares, and the windows only promise that the restart
+                // after the chosen one is not below `target`.
+                guard entry.shared == 0 else { return (entry, false) }
+                return (entry, ByteOrder.compare(UnsafeRawBufferPointer(rebasing: raw[entry.suffix]), target) == 0)
             }
             previousKeyCount = entry.shared + entry.suffix.count
             offset = entry.value.upperBound

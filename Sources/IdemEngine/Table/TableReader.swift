@@ -232,7 +232,7 @@ final class TableReader: Sendable {
     private func entry(_ key: UnsafeRawBufferPointer, in block: Block, at offset: UInt64) throws(EngineError) -> VersionedEntry? {
         let found = block.withBytes { raw in
             Result { () throws(TableCorruption) -> VersionedEntry? in
-                guard let entry = try BlockIterator.find(key, in: block, raw: raw) else { return nil }
+                guard let (entry, exact) = try BlockIterator.locate(key, in: block, raw: raw), exact else { return nil }
                 return try TableEntryCodec.decode(key: key, value: UnsafeRawBufferPointer(rebasing: raw[entry.value]))
             }
         }
