@@ -218,21 +218,15 @@ public final class Engine: Sendable {
     ///
     /// Inlinable, like the completion form: the generic shell is
     /// specialized in the caller's module, and the work is done by the
-    /// non-generic `prepareUpdate` — an unspecialized generic call looked
+    /// non-generic `queueUpdate` — an unspecialized generic call looked
     /// up the metadata of its result types at run time on every update
     /// (4 % of a server's `SET NX`).
     @inlinable
     nonisolated(nonsending) public func update<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) async throws -> R {
-        var produced: R?
-        let waiter = try prepareUpdate(key) { current in
-            let (mutation, result) = try body(current)
-            produced = result
-            return mutation
-        }
+        let (result, waiter) = try prepareUpdate(key, body)
         writeDeferredLog()
         try await waiter?.wait()
-        // `prepareUpdate` returns only after running `body` once to completion.
-        return produced!
+        return result
     }
 
     /// With `EngineOptions.deferLogWrites`: appends every write waiting
@@ -247,21 +241,28 @@ public final class Engine: Sendable {
     @inlinable
     public func update<R: Sendable>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R),
                                     completion: @escaping @Sendable (Result<R, any Error>) -> Void) {
-        var produced: R?
-        let waiter: CommitWaiter?
         do {
-            waiter = try prepareUpdate(key) { current in
-                let (mutation, result) = try body(current)
-                produced = result
-                return mutation
-            }
+            let (result, waiter) = try prepareUpdate(key, body)
+            guard let waiter else { return completion(.success(result)) }
+            waiter.onComplete { outcome in completion(outcome.map { result }.mapError { $0 }) }
         } catch {
-            return completion(.failure(error))
+            completion(.failure(error))
         }
-        // `prepareUpdate` returns only after running `body` once to completion.
-        let result = produced!
-        guard let waiter else { return completion(.success(result)) }
-        waiter.onComplete { outcome in completion(outcome.map { result }.mapError { $0 }) }
+    }
+
+    /// The generic part of both `update` forms, specialized with them in
+    /// the caller's module: keeps `body`'s result aside and leaves the work
+    /// to the non-generic `queueUpdate`.
+    @inlinable
+    func prepareUpdate<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) throws -> (R, CommitWaiter?) {
+        var produced: R?
+        let waiter = try queueUpdate(key) { current in
+            let (mutation, result) = try body(current)
+            produced = result
+            return mutation
+        }
+        // `queueUpdate` returns only after running `decide` once to completion.
+        return (produced!, waiter)
     }
 
     /// The read-modify-write behind both `update` forms: runs `decide` on
@@ -269,8 +270,8 @@ public final class Engine: Sendable {
     /// chooses; the waiter (nil when nothing needs to become durable)
     /// reports when it is durable.
     @usableFromInline
-    func prepareUpdate(_ key: [UInt8], _ decide: (StoredValue?) throws -> Mutation?) throws -> CommitWaiter? {
-        try pipeline.commit(reading: key) { current in
+    func queueUpdate(_ key: [UInt8], _ decide: (StoredValue?) throws -> Mutation?) throws -> CommitWaiter? {
+        let (_, waiter) = try pipeline.commit(reading: key) { current in
             let live = current.flatMap(visible).map(Self.storedValue)
             var batch = WriteBatch()
             switch try decide(live) {
@@ -279,7 +280,8 @@ public final class Engine: Sendable {
             case nil: break
             }
             return (batch, ())
-        }.1
+        }
+        return waiter
     }
 
     // MARK: - Introspection
