@@ -58,6 +58,10 @@ final class CommitPipeline: Sendable {
         var nextSequence: UInt64
         var pending = PendingGroup()
         var spare = PendingGroup()
+        /// For each key with a record committed but not yet applied (in
+        /// `pending`, or in the group being written), its newest such
+        /// entry; nothing else. So once nothing is pending but the group
+        /// being finished, all of it is that group's.
         var overlay: [OverlayKey: VersionedEntry] = [:]
         var inlineBuffer = LogBuffer()
         var failure: EngineError?
@@ -385,8 +389,16 @@ final class CommitPipeline: Sendable {
             later.removeAll()
         } else {
             state.memtable.apply(group.entries.lazy.map(\.entry))
-            for (key, entry) in group.entries where state.overlay[OverlayKey(key)] === entry {
-                state.overlay[OverlayKey(key)] = nil
+            if state.pending.entries.isEmpty {
+                // Every overlay entry is this group's (the overlay holds
+                // only records not yet applied): dropping them all skips
+                // two hashes of every key, as with `deferLogWrites`, where
+                // the group is always everything pending.
+                state.overlay.removeAll(keepingCapacity: true)
+            } else {
+                for (key, entry) in group.entries where state.overlay[OverlayKey(key)] === entry {
+                    state.overlay[OverlayKey(key)] = nil
+                }
             }
             counters.commitsAcknowledged.add(group.waiters.count, ordering: .relaxed)
             let sealed = sealIfFull()
