@@ -31,6 +31,16 @@ static inline long idem_pread_resident(int fd, void *buffer, size_t count, long 
 // glibc's getrandom (since 2.25): many CSPRNG bytes in one system call.
 extern long idem_getrandom(void *buffer, size_t count, unsigned int flags) __asm__("getrandom");
 
+// glibc's pthread_setname_np (since 2.12) and gettid (since 2.30).
+extern int idem_pthread_setname(unsigned long thread, const char *name) __asm__("pthread_setname_np");
+extern int idem_gettid(void) __asm__("gettid");
+
+// Names the calling thread (at most 15 bytes are kept; longer is refused).
+static inline int idem_name_this_thread(const char *name) {
+    extern unsigned long pthread_self(void);
+    return idem_pthread_setname(pthread_self(), name);
+}
+
 // ---- The server's event loop: epoll, eventfd and TCP sockets. ----
 // Kept in C because `struct epoll_event` is packed on x86-64 and the
 // socket-address structs are unions of casts; Swift sees only plain values.

@@ -42,7 +42,7 @@ final class Maintenance: Sendable {
         self.pipeline.withLock { $0 = pipeline }
         guard options.backgroundMaintenance else { return }
         signal.withLock { running = true }
-        spawnThread(name: "idem-maintenance") { [self] in loop() }
+        spawnThread(name: "idem-maintenance", priority: .background) { [self] in loop() }
     }
 
     /// Asks the background thread to look for work now.

@@ -74,7 +74,7 @@ final class BackgroundReclaimer: Sendable {
         threadStarted = true
         lock.unlock()
         if start {
-            spawnThread(name: "idem-reclaimer") { [self] in run() }
+            spawnThread(name: "idem-reclaimer", priority: .background) { [self] in run() }
         } else {
             lock.broadcast()
         }

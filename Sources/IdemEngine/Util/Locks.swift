@@ -1,3 +1,4 @@
+import CIdemPosix
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -112,20 +113,63 @@ final class ReadWriteLock: @unchecked Sendable {
     }
 }
 
-/// Starts a detached OS thread. The engine's background work (group commit,
-/// periodic sync) runs on its own threads because it blocks in fsync, which
-/// must never happen on Swift's cooperative pool or on an event loop.
-func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
+/// How a spawned thread competes for the CPU with the embedder's threads.
+enum ThreadPriority {
+    /// On the path of an acknowledgement (group commit, periodic sync).
+    case normal
+    /// Work nobody waits for but through back-pressure (flushes,
+    /// compactions, partition drops, freeing retired memory): on a machine
+    /// with as many busy threads as cores, a flush at equal priority takes
+    /// its time slices from the event loops, and every reply that waits
+    /// for one is late. Run at nice 10 (a tenth of a normal thread's share
+    /// under contention), it yields to them and still runs on idle cores;
+    /// when it falls behind, the memtable limit stalls the writers, which
+    /// frees the CPU it needs.
+    case background
+}
+
+/// Starts a detached OS thread named `name` (cut to the 15 bytes Linux
+/// keeps, as `top -H` and `perf` show it). The engine's background work
+/// runs on its own threads because it blocks in fsync and in file I/O,
+/// which must never happen on Swift's cooperative pool or on an event loop.
+/// Returns once the thread carries its name and priority, so nothing the
+/// caller does next (a flush it signals, a test that looks) races them.
+func spawnThread(name: String, priority: ThreadPriority = .normal, _ body: @escaping @Sendable () -> Void) {
     final class Box: @unchecked Sendable {
-        // @unchecked: written once before the thread starts, read once by it.
+        // @unchecked: the lets are written before the thread starts and read
+        // by it; `attributesApplied` is guarded by `started`.
         let name: String
+        let priority: ThreadPriority
         let body: @Sendable () -> Void
-        init(name: String, body: @escaping @Sendable () -> Void) {
+        let started = ConditionLock()
+        var attributesApplied = false  // guarded by `started`
+        init(name: String, priority: ThreadPriority, body: @escaping @Sendable () -> Void) {
             self.name = name
+            self.priority = priority
             self.body = body
         }
+
+        func run() {
+            #if os(Linux)
+            _ = String(decoding: Array(name.utf8.prefix(15)), as: UTF8.self).withCString(idem_name_this_thread)
+            if priority == .background {
+                // Linux applies a nice value to one thread when given its id.
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(idem_gettid()), 10)
+            }
+            #endif
+            started.withLock { attributesApplied = true }
+            started.broadcast()
+            body()
+        }
+
+        func waitUntilStarted() {
+            started.lock()
+            while !attributesApplied { started.wait() }
+            started.unlock()
+        }
     }
-    let box = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
+    let spawned = Box(name: name, priority: priority, body: body)
+    let box = Unmanaged.passRetained(spawned).toOpaque()
     #if canImport(Darwin)
     var thread: pthread_t?
     #else
@@ -137,7 +181,7 @@ func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
         #else
         let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
         #endif
-        box.body()
+        box.run()
         return nil
     }, box)
     precondition(result == 0, "pthread_create failed: \(result)")
@@ -146,4 +190,5 @@ func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
     #else
     pthread_detach(thread)
     #endif
+    spawned.waitUntilStarted()
 }
