@@ -34,11 +34,24 @@ import Testing
         defer { close(fd) }
         #expect(posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED)) == 0)
         // Checked with mincore, not with a read: even a RWF_NOWAIT read that
-        // fails starts readahead, which under load can bring the very block
-        // looked up next back before the lookup. (tmpfs keeps its pages
-        // whatever the advice: nothing to observe there.)
+        // fails starts readahead. (tmpfs keeps its pages whatever the
+        // advice: nothing to observe there.)
         if try residentPages(of: fd) == 0 {
-            #expect(try engine.get(ifCached: bytes("key101999")) == .needsDiskRead)
+            // RWF_NOWAIT means "do not wait", not "do no I/O": the kernel
+            // submits readahead for the missing pages, and on a device that
+            // completes I/O at submission (a VM disk backed by the host's
+            // cache, a ramdisk) the pages are there by the time it looks
+            // again. So either the read is refused, or it succeeded because
+            // the pages came into the page cache — never a wrong answer. The
+            // engine's handling of a refused read is pinned down
+            // deterministically in PartitionTests, on the simulated file system.
+            switch try engine.get(ifCached: bytes("key101999")) {
+            case .needsDiskRead:
+                break
+            case .value(let found):
+                #expect(found?.value == value)
+                #expect(try residentPages(of: fd) > 0, "a resident read with no page in the page cache")
+            }
         }
         #expect(try engine.get(bytes("key101999"))?.value == value, "the blocking read finds it")
         try engine.close()
