@@ -37,7 +37,7 @@ public final class CommandFuzzing {
                                 metrics: ServerMetrics(),
                                 blockingPool: pool, logger: logger)
         loop = try ServerLoop(index: 0)
-        try loop.start(delegate: LoopConnections(server: context, loop: loop), tickMilliseconds: 1000)
+        try loop.start(delegate: LoopConnections(server: context, loop: loop, idleScanMilliseconds: 1000), tickMilliseconds: 1000)
         mailbox = LoopMailbox(loop: loop)
         let info = ClientInfo(id: 1, remoteAddress: "fuzz", localAddress: "fuzz", connectedAt: 0)
         session = LoopBound(Session(info: info, user: context.users.initialUser, metrics: context.metrics.shard(for: loop)),

@@ -51,20 +51,20 @@ public final class IdemServer: Service, Sendable {
     let context: ServerContext
     /// The RESP port's event loops; loop 0 also accepts.
     private let loops: [ServerLoop]
-    /// Loop 0's connections, which hold the listener.
-    private let acceptor: LoopBound<LoopConnections>
+    /// Each loop's connections; loop 0's hold the listener.
+    private let loopConnections: [LoopBound<LoopConnections>]
     /// Only for the metrics and health endpoint (HTTP, rarely hit).
     private let httpGroup: MultiThreadedEventLoopGroup?
     private let httpListener: (any Channel)?
     private let logger: Logger
 
     private init(configuration: ServerConfiguration, context: ServerContext, loops: [ServerLoop],
-                 acceptor: LoopBound<LoopConnections>, port: Int, httpGroup: MultiThreadedEventLoopGroup?,
+                 loopConnections: [LoopBound<LoopConnections>], port: Int, httpGroup: MultiThreadedEventLoopGroup?,
                  httpListener: (any Channel)?, logger: Logger) {
         self.configuration = configuration
         self.context = context
         self.loops = loops
-        self.acceptor = acceptor
+        self.loopConnections = loopConnections
         self.port = port
         self.httpGroup = httpGroup
         self.httpListener = httpListener
@@ -99,12 +99,12 @@ public final class IdemServer: Service, Sendable {
         let context = ServerContext(configuration: configuration, engine: engine, users: users, metrics: ServerMetrics(),
                                     blockingPool: pool, logger: logger)
         var loops: [ServerLoop] = []
-        let acceptor: LoopBound<LoopConnections>
+        let loopConnections: [LoopBound<LoopConnections>]
         var httpGroup: MultiThreadedEventLoopGroup?
         do {
             let (listenDescriptor, port) = try listen(configuration.bindAddress, configuration.port)
             do {
-                (loops, acceptor) = try startLoops(count: configuration.eventLoopThreads ?? System.coreCount,
+                (loops, loopConnections) = try startLoops(count: configuration.eventLoopThreads ?? System.coreCount,
                                                    context: context, listenDescriptor: listenDescriptor)
             } catch {
                 Glibc.close(listenDescriptor)
@@ -118,7 +118,7 @@ public final class IdemServer: Service, Sendable {
                     try await MetricsEndpoint.bootstrap(group: group, context: context).bind(host: $0, port: $1).get()
                 }
             }
-            let server = IdemServer(configuration: configuration, context: context, loops: loops, acceptor: acceptor, port: port,
+            let server = IdemServer(configuration: configuration, context: context, loops: loops, loopConnections: loopConnections, port: port,
                                     httpGroup: httpGroup, httpListener: httpListener, logger: logger)
             logger.info("ready to accept connections", metadata: [
                 "port": "\(server.port)", "metrics_port": "\(server.metricsPort.map(String.init) ?? "off")",
@@ -144,7 +144,7 @@ public final class IdemServer: Service, Sendable {
     public func shutdown(drainTimeout: Duration = .seconds(10)) async throws {
         guard !context.draining.exchange(true, ordering: .relaxed) else { return }
         logger.info("shutting down: no new connections; draining clients", metadata: ["clients": "\(context.clients.count)"])
-        let acceptor = self.acceptor
+        let acceptor = loopConnections[0]
         acceptor.loop.execute { acceptor.value.listener?.close() }
         for client in context.clients.handles { client.drain() }
         let deadline = ContinuousClock.now + drainTimeout
@@ -169,16 +169,21 @@ public final class IdemServer: Service, Sendable {
 
     // MARK: - Set-up
 
-    /// Starts `count` loops; loop 0 accepts and deals connections out in turn.
-    private static func startLoops(count: Int, context: ServerContext,
-                                   listenDescriptor: Int32) throws -> ([ServerLoop], acceptor: LoopBound<LoopConnections>) {
+    /// Starts `count` loops; loop 0 accepts and deals connections out to
+    /// the loops its `LoopAssignment` has active.
+    private static func startLoops(count: Int, context: ServerContext, listenDescriptor: Int32) throws
+        -> ([ServerLoop], [LoopBound<LoopConnections>]) {
         let loops = try (0..<max(1, count)).map { index throws(SystemError) in try ServerLoop(index: index) }
-        let tick = context.configuration.idleTimeoutMilliseconds > 0
-            ? min(1000, max(10, context.configuration.idleTimeoutMilliseconds / 4)) : 1000
+        let configuration = context.configuration
+        let idleScan = configuration.idleTimeoutMilliseconds > 0
+            ? min(1000, max(10, configuration.idleTimeoutMilliseconds / 4)) : 1000
+        let balancing = configuration.balanceEventLoops && loops.count > 1
         var handles: [LoopBound<LoopConnections>] = []
         do {
             for loop in loops {
-                let connections = LoopConnections(server: context, loop: loop)
+                let connections = LoopConnections(server: context, loop: loop, idleScanMilliseconds: idleScan)
+                // Loop 0's tick also ends the balancer's measuring windows.
+                let tick = balancing && loop.index == 0 ? min(idleScan, LoopAssignment.windowMilliseconds) : idleScan
                 try loop.start(delegate: connections, tickMilliseconds: tick)
                 handles.append(LoopBound(connections, loop: loop))
             }
@@ -187,16 +192,16 @@ public final class IdemServer: Service, Sendable {
             throw error
         }
         let logger = context.logger
-        // The listener lives on loop 0 from here on.
+        // The listener and the assignment live on loop 0 from here on.
         let everyLoop = handles
         loops[0].execute {
-            let handles = everyLoop
-            let acceptor = handles[0].value
-            var next = 0
+            let acceptor = everyLoop[0].value
+            let assignment = LoopAssignment(loops: everyLoop, metrics: context.metrics, balancing: balancing,
+                                            draining: { context.draining.load(ordering: .relaxed) })
+            acceptor.assignment = assignment
             do {
                 acceptor.listener = try TCPListener(descriptor: listenDescriptor, loop: acceptor.loop, accepted: { client in
-                    let target = handles[next % handles.count]
-                    next += 1
+                    let target = assignment.nextTarget()
                     if target.loop === acceptor.loop {
                         target.value.adopt(client)
                     } else {
@@ -210,7 +215,27 @@ public final class IdemServer: Service, Sendable {
                 Glibc.close(listenDescriptor)
             }
         }
-        return (loops, handles[0])
+        return (loops, handles)
+    }
+
+    // MARK: - Loop balancing, for tests
+
+    /// Serves with `count` loops from now on (connections move to match,
+    /// soon after this returns).
+    func useEventLoops(_ count: Int) {
+        let acceptor = loopConnections[0]
+        acceptor.loop.execute { acceptor.value.assignment?.use(loops: count) }
+    }
+
+    /// How many connections each loop serves now.
+    func connectionsPerLoop() async -> [Int] {
+        var counts: [Int] = []
+        for handle in loopConnections {
+            counts.append(await withCheckedContinuation { (done: CheckedContinuation<Int, Never>) in
+                handle.loop.execute { done.resume(returning: handle.value.connectionCount) }
+            })
+        }
+        return counts
     }
 
     private static func listen(_ host: String, _ port: Int) throws(ServerStartError) -> (descriptor: Int32, port: Int) {

@@ -45,6 +45,9 @@ public struct ServerConfiguration: Sendable {
     public var blockingThreads = 2
     /// Event loop threads; nil uses one per core.
     public var eventLoopThreads: Int?
+    /// Serve with only as many of the event loops as raise throughput,
+    /// measured as the load comes (`LoopBalancer`); false: all of them.
+    public var balanceEventLoops = true
 
     public init() {}
 
@@ -65,6 +68,7 @@ public struct ServerConfiguration: Sendable {
             "memtable-size=\(engine.memtableSize)", "block-cache=\(engine.blockCacheSize)",
             "requirepass=\(requirePassword == nil ? "(none)" : "****")",
             "users=\(usersFile ?? "(none)")", "protected-mode=\(protectedMode ? "yes" : "no")",
+            "io-threads=\(eventLoopThreads.map(String.init) ?? "auto")", "io-threads-balance=\(balanceEventLoops ? "yes" : "no")",
             "maxclients=\(maxClients)", "proto-max-bulk-len=\(maxBulkLength)", "timeout=\(idleTimeoutMilliseconds / 1000)s",
             "default-lease=\(idempotency.defaultLease)ms", "default-ttl=\(idempotency.defaultTTL)ms",
         ]

@@ -18,6 +18,7 @@ final class ServerMetrics: Sendable {
     let failedAuthentications: Metrics.Counter
     let protocolErrors: Metrics.Counter
     let slowReadersDisconnected: Metrics.Counter
+    let connectionsMoved: Metrics.Counter
 
     /// `CommandTable.names`, and "unknown" last.
     private let commandNames: [String]
@@ -38,6 +39,7 @@ final class ServerMetrics: Sendable {
         failedAuthentications = counter("idem_failed_auth_total")
         protocolErrors = counter("idem_protocol_errors_total")
         slowReadersDisconnected = counter("idem_slow_readers_disconnected_total")
+        connectionsMoved = counter("idem_connections_moved_total")
         let slots = commandNames.count + 1
         self.commandNames = commandNames + ["unknown"]
         shards = PerLoop { _ in MetricsShard(commandCount: slots) }
@@ -63,6 +65,17 @@ final class ServerMetrics: Sendable {
         }
     }
 
+    /// A connection handed to another event loop (`LoopAssignment`).
+    func countConnectionMoved() {
+        connectionsMoved.increment()
+        totals.moved.add(1, ordering: .relaxed)
+    }
+
+    /// The event loops serving clients now (set by `LoopAssignment`).
+    func setActiveEventLoops(_ count: Int) {
+        totals.activeEventLoops.store(count, ordering: .relaxed)
+    }
+
     func countFailedAuthentication() {
         failedAuthentications.increment()
         totals.failedAuthentications.add(1, ordering: .relaxed)
@@ -71,6 +84,7 @@ final class ServerMetrics: Sendable {
     struct Snapshot {
         var commands = 0, errorReplies = 0, connectionsAccepted = 0, connectionsRejected = 0
         var bytesIn = 0, bytesOut = 0, keyspaceHits = 0, keyspaceMisses = 0, failedAuthentications = 0
+        var connectionsMoved = 0, activeEventLoops = 0
     }
 
     func snapshot() -> Snapshot {
@@ -81,7 +95,9 @@ final class ServerMetrics: Sendable {
                         connectionsRejected: totals.rejected.load(ordering: .relaxed),
                         bytesIn: sum(.bytesIn), bytesOut: sum(.bytesOut),
                         keyspaceHits: sum(.keyspaceHits), keyspaceMisses: sum(.keyspaceMisses),
-                        failedAuthentications: totals.failedAuthentications.load(ordering: .relaxed))
+                        failedAuthentications: totals.failedAuthentications.load(ordering: .relaxed),
+                        connectionsMoved: totals.moved.load(ordering: .relaxed),
+                        activeEventLoops: totals.activeEventLoops.load(ordering: .relaxed))
     }
 
     /// The sharded figures in the Prometheus text format: traffic, keyspace
@@ -98,6 +114,8 @@ final class ServerMetrics: Sendable {
         counter("idem_net_output_bytes_total", "bytes written to clients", snapshot.bytesOut)
         counter("idem_keyspace_hits_total", "reads that found their key", snapshot.keyspaceHits)
         counter("idem_keyspace_misses_total", "reads that did not find their key", snapshot.keyspaceMisses)
+        text += "# HELP idem_io_threads_active event loops serving clients now\n# TYPE idem_io_threads_active gauge\n"
+        text += "idem_io_threads_active \(snapshot.activeEventLoops)\n"
         let perCommand = commandNames.indices.map { index in
             var figures = MetricsShard.CommandFigures()
             for shard in all { figures.add(shard.command(index)) }
@@ -126,5 +144,6 @@ final class ServerMetrics: Sendable {
 
     private final class Totals: Sendable {
         let accepted = Atomic<Int>(0), rejected = Atomic<Int>(0), failedAuthentications = Atomic<Int>(0)
+        let moved = Atomic<Int>(0), activeEventLoops = Atomic<Int>(0)
     }
 }

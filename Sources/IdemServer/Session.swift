@@ -12,8 +12,9 @@ final class Session {
         didSet { info.fields.withLock { $0.user = user?.name ?? "default" } }
     }
     var name: [UInt8] = []
-    /// Where this connection's commands are counted: its event loop's shard.
-    let metrics: MetricsShard
+    /// Where this connection's commands are counted: its event loop's
+    /// shard (changes when the connection moves to another loop).
+    var metrics: MetricsShard
 
     init(info: ClientInfo, user: User?, metrics: MetricsShard) {
         self.info = info

@@ -44,6 +44,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long idempotency keys are remembered when no TTL is given.")
     var defaultTtl = DurationArgument(milliseconds: 86_400_000)
     @Option(help: "Event loop threads (default: one per core).") var ioThreads: Int?
+    @Option(help: "yes: serve with only as many of the event loops as raise throughput, tried as the load comes; no: all.")
+    var ioThreadsBalance: YesNo = .yes
     @Option(help: "Log format: text or json.") var logFormat: ServerLogHandler.Format = .text
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
@@ -73,6 +75,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maxInlineLength = maxInlineLen.bytes
         configuration.maxOutputBufferBytes = clientOutputBufferLimit.bytes
         configuration.eventLoopThreads = ioThreads
+        configuration.balanceEventLoops = ioThreadsBalance == .yes
         configuration.engine.durability = fsync
         configuration.engine.partitionWidth = partitionWidth.milliseconds
         configuration.engine.memtableSize = memtableSize.bytes

@@ -25,6 +25,9 @@ final class ServerHarness: @unchecked Sendable {
         configuration.port = 0
         configuration.metricsPort = 0
         configuration.eventLoopThreads = 2
+        // Both loops serve from the start, so every test crosses loops;
+        // moving between them has tests of its own.
+        configuration.balanceEventLoops = false
         configuration.engine.durability = durability
         configuration.engine.clock = clock
         configure(&configuration)

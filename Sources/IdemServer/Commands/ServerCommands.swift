@@ -192,6 +192,8 @@ enum ServerCommands {
             ("keyspace_hits", String(counters.keyspaceHits)), ("keyspace_misses", String(counters.keyspaceMisses)),
             ("total_error_replies", String(counters.errorReplies)),
             ("acl_access_denied_auth", String(counters.failedAuthentications)),
+            ("idem_io_threads_active", String(counters.activeEventLoops)),
+            ("idem_connections_moved", String(counters.connectionsMoved)),
         ])
         if everything || requested.contains("keyspace") {
             text += "# Keyspace\r\n"

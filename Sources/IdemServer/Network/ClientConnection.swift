@@ -39,7 +39,9 @@ final class ClientConnection: LoopSource {
 
     let session: Session
     private let descriptor: Int32
-    private unowned let owner: LoopConnections
+    /// Changes only when the connection moves to another loop
+    /// (`detach`, then `attach` on the new loop's thread).
+    @exclusivity(unchecked) private unowned var owner: LoopConnections
     private let server: ServerContext
     private let parser: RESPRequestParser
     /// The command being parsed, refilled for every one (see
@@ -338,6 +340,31 @@ final class ClientConnection: LoopSource {
         guard wanted != watched else { return }
         watched = wanted
         owner.loop.modify(descriptor, events: wanted)
+    }
+
+    // MARK: Moving to another loop
+
+    /// Nothing of the connection is tied to its loop's thread now: no
+    /// reply is awaited (its completion would be delivered to this loop),
+    /// none is unsent, and the loop has nothing left to do for it. Input
+    /// of an incomplete command may be buffered: it moves with the
+    /// connection.
+    var canMove: Bool {
+        !closed && !processing && !isDirty && !closeAfterReplies && pendingReplies == 0 && unsentBytes == 0
+    }
+
+    /// Stops the current loop watching the socket; from here on only the
+    /// loop it is handed to may touch the connection (`attach`).
+    func detach() {
+        precondition(canMove, "a connection moves only while nothing of it is tied to its loop")
+        owner.loop.deregister(descriptor)
+    }
+
+    /// Continues on `newOwner`'s loop, on that loop's thread.
+    func attach(to newOwner: LoopConnections) throws(SystemError) {
+        owner = newOwner
+        session.metrics = newOwner.metrics
+        try newOwner.loop.register(descriptor, events: watched, source: self)
     }
 
     // MARK: Closing

@@ -110,6 +110,16 @@ final class ServerLoop: @unchecked Sendable {
         _ = idem_pthread_setname_np(handle, "idem-loop-\(index)")
     }
 
+    /// CPU time the loop's thread has used (user and system), or nil
+    /// before it runs. Readable from any thread.
+    var cpuNanoseconds: UInt64? {
+        guard let thread else { return nil }
+        var clock = clockid_t()
+        var time = timespec()
+        guard pthread_getcpuclockid(thread, &clock) == 0, clock_gettime(clock, &time) == 0 else { return nil }
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+
     /// Whether the caller runs on this loop's thread.
     var inLoop: Bool {
         threadIdentity.load(ordering: .acquiring) == UInt(bitPattern: Int(bitPattern: pthread_self()))
