@@ -157,4 +157,65 @@ import Testing
         #expect(try total(reopened) == threads * incrementsPerThread, "the log replays to the same counts")
         try reopened.close()
     }
+
+    // MARK: `.always`: groups released by `writeDeferredLog()`
+
+    /// Under `.always` a release hands the waiting writes to the commit
+    /// thread; each is acknowledged only once synced, so a crash right
+    /// after keeps every one.
+    @Test func underAlwaysAReleasedGroupIsSyncedBeforeItsAcknowledgement() throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store, .always))
+        let outcomes = Outcomes()
+        let done = DispatchSemaphore(value: 0)
+        let syncsBefore = engine.statistics.walSyncs
+        for index in 0..<20 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("k\(index)"), value: bytes("v\(index)"), expiresAt: nil))) {
+                outcomes.record(index, $0)
+                done.signal()
+            }
+        }
+        engine.writeDeferredLog()
+        for _ in 0..<20 { #expect(done.wait(timeout: .now() + 10) == .success) }
+        #expect(outcomes.count == 20 && outcomes.failures == 0)
+        #expect(engine.statistics.walSyncs > syncsBefore)
+        let crashed = store.crashed()
+        let reopened = try Engine.open(directory: crashed.directory, options: crashed.options(.always))
+        for index in 0..<20 { #expect(try reopened.get(bytes("k\(index)"))?.value == bytes("v\(index)")) }
+        try reopened.close()
+        try engine.close()
+    }
+
+    /// A writer that never releases is delayed (by at most about a
+    /// millisecond), never stuck; flush and close release what waits.
+    @Test func underAlwaysWritesCompleteWithoutARelease() async throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store, .always))
+        let done = DispatchSemaphore(value: 0)
+        for round in 0..<50 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("r\(round)"), value: bytes("v"), expiresAt: nil))) { result in
+                if case .success = result { done.signal() }
+            }
+            #expect(done.wait(timeout: .now() + 10) == .success, "round \(round) completed with no release")
+        }
+        // Held writes, then a flush: it must not wait for a release forever.
+        let outcomes = Outcomes()
+        for index in 0..<10 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("f\(index)"), value: bytes("v"), expiresAt: nil))) {
+                outcomes.record(index, $0)
+            }
+        }
+        try await engine.flush()
+        #expect(try engine.get(bytes("f9"))?.value == bytes("v"))
+        for index in 0..<10 {
+            engine.write(WriteBatch(.init(kind: .value, key: bytes("c\(index)"), value: bytes("v"), expiresAt: nil))) {
+                outcomes.record(10 + index, $0)
+            }
+        }
+        try engine.close()
+        #expect(outcomes.count == 20 && outcomes.failures == 0, "close completes the held writes")
+        let reopened = try Engine.open(directory: store.directory, options: store.options(.always))
+        #expect(try reopened.get(bytes("c9"))?.value == bytes("v"))
+        try reopened.close()
+    }
 }

@@ -41,14 +41,14 @@ import Testing
     @Test func revertsAFruitlessGrowAndBacksOff() {
         var balancer = LoopBalancer(maxLoops: 2)
         var trialsAt: [Int] = []
-        for window in 0..<120 {
+        for window in 0..<170 {
             let decision = balancer.observe(Self.sample(balancer.activeLoops == 1 ? 100_000 : 80_000))
             if decision == .use(loops: 2) { trialsAt.append(window) }
             if decision == .use(loops: 1) { #expect(trialsAt.last == window - 2) }
         }
         #expect(balancer.activeLoops == 1)
-        // Trial, settle, judge, then a wait of 4, 8, 16, 32 windows.
-        #expect(zip(trialsAt.dropFirst(), trialsAt).map { $0 - $1 } == [6, 10, 18, 34])
+        // Trial, settle, judge, then a wait of 10, 20, 40, 80 windows.
+        #expect(zip(trialsAt.dropFirst(), trialsAt).map { $0 - $1 } == [12, 22, 42, 82])
     }
 
     @Test func keepsOneLoopFewerWhenThroughputHolds() {
@@ -74,7 +74,7 @@ import Testing
         _ = balancer.observe(Self.sample(100_000))
         _ = balancer.observe(Self.sample(150_000, utilization: 0.5))
         var shrinkTrialsAt: [Int] = []
-        for window in 0..<200 {
+        for window in 0..<450 {
             let rate = balancer.activeLoops == 2 ? 150_000.0 : 100_000
             switch balancer.observe(Self.sample(rate, utilization: 0.5)) {
             case .use(loops: 1): shrinkTrialsAt.append(window)
@@ -82,9 +82,9 @@ import Testing
             case .stay: break
             }
         }
-        // The first after the initial wait (20 windows), then waits of 20,
-        // 40 and 80 (plus the 2 windows of each trial).
-        #expect(shrinkTrialsAt == [19, 41, 83, 165])
+        // The first after the initial wait (50 windows), then waits of 50,
+        // 100 and 200 (plus the 2 windows of each trial).
+        #expect(shrinkTrialsAt == [49, 101, 203, 405])
         #expect(balancer.activeLoops == 2)
     }
 

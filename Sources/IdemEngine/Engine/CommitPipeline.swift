@@ -14,6 +14,11 @@ import Glibc
 ///   applies it to the memtable and completes every waiter in the group.
 ///   While a group syncs, the next one gathers. Writers never block a thread
 ///   (they hold a `CommitWaiter`), so an event loop can issue writes freely.
+///   With `deferLogWrites`, an idle commit thread takes the group when
+///   `writeDeferred()` releases it (an event loop, at the end of its
+///   iteration), or `maxHoldNanoseconds` after it began: woken by the first
+///   record, it would sync that one alone and leave the rest of the
+///   iteration's records to the next sync.
 /// - `.everysec` / `.never` — the caller appends its record to the log
 ///   itself (a write to the OS page cache, no sync) and applies it at once;
 ///   `.everysec` has a thread sync the log about once a second.
@@ -72,6 +77,9 @@ final class CommitPipeline: Sendable {
         var unsynced = false
         /// `sealNow` asks the commit thread to seal (`.always`).
         var sealRequested = false
+        /// `writeDeferred()` released `pending` to the commit thread
+        /// (`.always` with `deferLogWrites`).
+        var groupReleased = false
     }
 
     let views: ReadViews
@@ -118,6 +126,14 @@ final class CommitPipeline: Sendable {
     /// Whether commits wait in `pending` for a group write (the commit
     /// thread's, or `writeDeferred()`'s) rather than being logged inline.
     private var queuesCommits: Bool { options.durability == .always || options.defersLogWrites }
+
+    /// Whether the commit thread waits for `writeDeferred()` to release a
+    /// group (see the type's comment).
+    private var holdsGroupsForRelease: Bool { options.durability == .always && options.deferLogWrites }
+
+    /// How long a group waits for its release at most: a writer that never
+    /// calls `writeDeferred()` is delayed, never stuck.
+    static let maxHoldNanoseconds: UInt64 = 1_000_000
 
     var lastSequence: UInt64 { lock.withLock { state.nextSequence - 1 } }
     var readOnlyReason: String? {
@@ -259,8 +275,10 @@ final class CommitPipeline: Sendable {
     /// Tells the commit thread a group is pending. Only `.always` has one:
     /// with deferred log writes a broadcast would only wake the periodic
     /// syncer (it waits on the same condition) once per write, for nothing.
+    /// A group held for release wakes it once, to start the hold's clock.
     private func wakeCommitThread() {
-        if options.durability == .always { lock.broadcast() }
+        guard options.durability == .always else { return }
+        if !holdsGroupsForRelease || state.pending.waiters.count == 1 { lock.broadcast() }
     }
 
     private func encode(_ batch: WriteBatch, firstSequence: UInt64, into buffer: inout LogBuffer) throws(EngineError) {
@@ -331,8 +349,21 @@ final class CommitPipeline: Sendable {
 
     private func commitLoop() {
         lock.lock()
+        var heldSince: UInt64?
         while true {
             while state.pending.isEmpty && !state.closing && !state.sealRequested { lock.wait() }
+            if holdsGroupsForRelease && !state.groupReleased && !state.closing && !state.sealRequested
+                && !state.pending.isEmpty {
+                let now = monotonicNanoseconds()
+                let since = heldSince ?? now
+                heldSince = since
+                if now - since < Self.maxHoldNanoseconds {
+                    lock.wait(nanoseconds: Self.maxHoldNanoseconds - (now - since))
+                    continue
+                }
+            }
+            heldSince = nil
+            state.groupReleased = false
             if state.sealRequested {
                 let sealed = sealIfFull(force: true)
                 state.sealRequested = false
@@ -418,6 +449,7 @@ final class CommitPipeline: Sendable {
     /// under `lock`: it is a copy into the OS page cache, and holding the
     /// lock keeps the log in sequence order with a single writer.
     func writeDeferred() {
+        if holdsGroupsForRelease { return releaseGroup() }
         guard options.defersLogWrites else { return }
         lock.lock()
         defer { lock.unlock() }
@@ -436,6 +468,16 @@ final class CommitPipeline: Sendable {
             }
         }
         finish(&group, failure: failure)
+    }
+
+    /// Hands what is pending to the commit thread (`.always` with
+    /// `deferLogWrites`).
+    private func releaseGroup() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !state.pending.isEmpty, !state.groupReleased else { return }
+        state.groupReleased = true
+        lock.broadcast()
     }
 
     // MARK: - Sealing memtables
@@ -486,6 +528,10 @@ final class CommitPipeline: Sendable {
                 writeDeferred()
                 lock.lock()
             } else {
+                if holdsGroupsForRelease && !state.groupReleased {
+                    state.groupReleased = true
+                    lock.broadcast()
+                }
                 lock.wait(nanoseconds: 1_000_000)
             }
         }

@@ -28,11 +28,15 @@ public struct EngineOptions: Sendable {
     /// embedder calls `Engine.writeDeferredLog()`, which appends them all at
     /// once and completes them — for a server that calls it once per
     /// event-loop iteration. The `async` write methods call it themselves;
-    /// callers of the completion-handler methods must. No effect under
-    /// `.always` (the commit thread groups writes anyway).
+    /// callers of the completion-handler methods must. Under `.always`,
+    /// `writeDeferredLog()` releases the writes waiting to the commit
+    /// thread, which syncs them as one group (or, if no release comes, 1 ms
+    /// after the first): a group then holds everything an event-loop
+    /// iteration wrote.
     public var deferLogWrites = false
 
-    /// Whether `deferLogWrites` is in effect (it is not under `.always`).
+    /// Whether writes wait for `writeDeferredLog()` to append them (not
+    /// under `.always`, where the commit thread appends).
     public var defersLogWrites: Bool { deferLogWrites && durability != .always }
     public var recovery: RecoveryMode = .strict
     public var maxKeySize = 1024

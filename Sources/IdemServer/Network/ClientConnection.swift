@@ -227,7 +227,7 @@ final class ClientConnection: LoopSource {
             closeAfterReplies = true
             return ended
         case .pending(let pending):
-            if server.engine.options.defersLogWrites { owner.logWriteNeeded = true }
+            if server.engine.options.deferLogWrites { owner.logWriteNeeded = true }
             let id = firstSlotID + pendingReplies
             slots.append(.waiting)
             let connection = LoopBound(self, loop: owner.loop)

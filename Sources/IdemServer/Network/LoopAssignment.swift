@@ -23,8 +23,10 @@ final class LoopAssignment {
     private var nextLoop = 0
     private var previous: Measurement?
 
-    /// The length of a measuring window: loop 0's tick.
-    static let windowMilliseconds: Int64 = 250
+    /// The length of a measuring window: loop 0's tick. Short, because a
+    /// trial costs two windows of a possibly worse loop count, and long
+    /// enough to hold thousands of commands and a few /proc/stat ticks.
+    static let windowMilliseconds: Int64 = 100
 
     /// Cumulative counters at the end of a window.
     private struct Measurement {

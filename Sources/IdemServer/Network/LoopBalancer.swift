@@ -64,15 +64,16 @@ struct LoopBalancer {
     static let requiredGain = 1.05
     static let toleratedLoss = 0.97
     static let settleWindows = 1
-    /// Windows to wait before the first retry of a failed grow, and before
-    /// the first shrink trial after a change. A shrink trial is wanted
-    /// rarely: it saves CPU when the load fell, and it undoes a grow that
-    /// stopped paying, both of which can wait seconds; a failed one costs
-    /// two windows of lower throughput (measured: 5–8 % of a 4-second
-    /// pipelined run when shrink trials started after 4 windows).
-    static let initialGrowBackoff = 4
-    static let initialShrinkBackoff = 20
-    static let maxBackoff = 240
+    /// Windows (of `LoopAssignment.windowMilliseconds`, 100 ms) to wait
+    /// before the first retry of a failed grow, and before the first
+    /// shrink trial after a change. A shrink trial is wanted rarely: it
+    /// saves CPU when the load fell, and it undoes a grow that stopped
+    /// paying, both of which can wait seconds; a failed one costs two
+    /// windows of lower throughput (measured: 5–8 % of a 4-second
+    /// pipelined run when shrink trials started after 1 s).
+    static let initialGrowBackoff = 10
+    static let initialShrinkBackoff = 50
+    static let maxBackoff = 600
 
     init(maxLoops: Int) {
         self.maxLoops = max(1, maxLoops)
