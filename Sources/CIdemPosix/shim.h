@@ -28,6 +28,17 @@ static inline long idem_pread_resident(int fd, void *buffer, size_t count, long 
     return idem_preadv2(fd, &vector, 1, offset, IDEM_RWF_NOWAIT);
 }
 
+// glibc's sync_file_range (since 2.6), and SYNC_FILE_RANGE_WRITE from
+// <fcntl.h>: start writing back a range of dirty pages, without waiting.
+extern int idem_sync_file_range(int fd, long offset, long count, unsigned int flags) __asm__("sync_file_range");
+#define IDEM_SYNC_FILE_RANGE_WRITE 2
+
+// Starts writeback of [offset, offset + count) and returns at once; a
+// hint (errors are left to the fdatasync that follows).
+static inline void idem_start_writeback(int fd, long offset, long count) {
+    (void)idem_sync_file_range(fd, offset, count, IDEM_SYNC_FILE_RANGE_WRITE);
+}
+
 // glibc's getrandom (since 2.25): many CSPRNG bytes in one system call.
 extern long idem_getrandom(void *buffer, size_t count, unsigned int flags) __asm__("getrandom");
 

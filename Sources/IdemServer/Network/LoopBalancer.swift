@@ -46,14 +46,39 @@ struct LoopBalancer {
         case trial(previousLoops: Int, baseline: Double, settling: Int, grow: Bool)
     }
 
+    /// When trials one way (growing, or shrinking) may start.
+    private struct Direction {
+        let initialBackoff: Int
+        /// Windows to wait after the next failure.
+        var backoff: Int
+        /// Windows before the next trial may start.
+        var wait = 0
+
+        init(initialBackoff: Int) {
+            self.initialBackoff = initialBackoff
+            backoff = initialBackoff
+        }
+
+        mutating func windowPassed() { wait = max(0, wait - 1) }
+        mutating func kept() { backoff = initialBackoff }
+        mutating func failed() {
+            wait = backoff
+            backoff = min(LoopBalancer.maxBackoff, backoff * 2)
+        }
+        /// The other way just paid: trying it back right away would undo
+        /// what was just learned.
+        mutating func postpone() { wait = backoff }
+        mutating func reset() {
+            backoff = initialBackoff
+            wait = 0
+        }
+    }
+
     let maxLoops: Int
     private(set) var activeLoops: Int
     private var phase = Phase.steady
-    /// Windows before the next trial of growing / shrinking may start.
-    private var growWait = 0
-    private var shrinkWait = 0
-    private var growBackoff: Int
-    private var shrinkBackoff: Int
+    private var growing = Direction(initialBackoff: LoopBalancer.initialGrowBackoff)
+    private var shrinking = Direction(initialBackoff: LoopBalancer.initialShrinkBackoff)
 
     /// Below this rate there is nothing to balance.
     static let minimumLoad = 1000.0
@@ -78,13 +103,11 @@ struct LoopBalancer {
     init(maxLoops: Int) {
         self.maxLoops = max(1, maxLoops)
         activeLoops = 1
-        growBackoff = Self.initialGrowBackoff
-        shrinkBackoff = Self.initialShrinkBackoff
     }
 
     mutating func observe(_ sample: Sample) -> Decision {
-        growWait = max(0, growWait - 1)
-        shrinkWait = max(0, shrinkWait - 1)
+        growing.windowPassed()
+        shrinking.windowPassed()
         switch phase {
         case .trial(let previousLoops, let baseline, let settling, let grow):
             if settling > 0 {
@@ -92,45 +115,38 @@ struct LoopBalancer {
                 return .stay
             }
             phase = .steady
+            let kept = sample.commandsPerSecond >= baseline * (grow ? Self.requiredGain : Self.toleratedLoss)
             if grow {
-                if sample.commandsPerSecond >= baseline * Self.requiredGain {
-                    growBackoff = Self.initialGrowBackoff
-                    // A loop more is now the steady state; trying one fewer
-                    // again right away would undo what was just learned.
-                    shrinkWait = shrinkBackoff
-                    return .stay
-                }
-                growWait = growBackoff
-                growBackoff = min(Self.maxBackoff, growBackoff * 2)
-                return set(previousLoops)
+                Self.judged(&growing, other: &shrinking, kept: kept)
             } else {
-                if sample.commandsPerSecond >= baseline * Self.toleratedLoss {
-                    shrinkBackoff = Self.initialShrinkBackoff
-                    growWait = growBackoff
-                    return .stay
-                }
-                shrinkWait = shrinkBackoff
-                shrinkBackoff = min(Self.maxBackoff, shrinkBackoff * 2)
-                return set(previousLoops)
+                Self.judged(&shrinking, other: &growing, kept: kept)
             }
+            return kept ? .stay : set(previousLoops)
         case .steady:
             guard sample.commandsPerSecond >= Self.minimumLoad else {
                 // Idle or nearly: one loop serves it, and the next burst
                 // starts from a fresh search.
-                growBackoff = Self.initialGrowBackoff
-                shrinkBackoff = Self.initialShrinkBackoff
-                growWait = 0
-                shrinkWait = 0
+                growing.reset()
+                shrinking.reset()
                 return activeLoops > 1 ? set(1) : .stay
             }
-            if activeLoops < maxLoops, growWait == 0, sample.busiestLoopUtilization >= Self.saturated,
+            if activeLoops < maxLoops, growing.wait == 0, sample.busiestLoopUtilization >= Self.saturated,
                sample.idleCores >= Self.spareCores {
                 return startTrial(loops: activeLoops + 1, baseline: sample.commandsPerSecond, grow: true)
             }
-            if activeLoops > 1, shrinkWait == 0 {
+            if activeLoops > 1, shrinking.wait == 0 {
                 return startTrial(loops: activeLoops - 1, baseline: sample.commandsPerSecond, grow: false)
             }
             return .stay
+        }
+    }
+
+    private static func judged(_ tried: inout Direction, other: inout Direction, kept: Bool) {
+        if kept {
+            tried.kept()
+            other.postpone()
+        } else {
+            tried.failed()
         }
     }
 

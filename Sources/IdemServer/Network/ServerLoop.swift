@@ -55,6 +55,9 @@ final class ServerLoop: @unchecked Sendable {
     private let queue = Mutex(TaskQueue())
     private let threadIdentity = Atomic<UInt>(0)
     private var thread: pthread_t?
+    /// The thread's CPU-time clock: set in `start`, before any other thread
+    /// can know the loop runs, and never changed after.
+    private var cpuClock: clockid_t?
 
     // Loop thread only (hence exempt from exclusivity checks, which would
     // cost a thread-local lookup per event).
@@ -107,16 +110,18 @@ final class ServerLoop: @unchecked Sendable {
             throw SystemError("pthread_create", code: status)
         }
         thread = handle
+        var clock = clockid_t()
+        if pthread_getcpuclockid(handle, &clock) == 0 { cpuClock = clock }
         _ = idem_pthread_setname_np(handle, "idem-loop-\(index)")
     }
 
-    /// CPU time the loop's thread has used (user and system), or nil
-    /// before it runs. Readable from any thread.
+    /// CPU time the loop's thread has used (user and system), or nil when
+    /// unknown (before `start`, or once the thread is gone). Readable from
+    /// any thread that learned of the loop after `start` returned.
     var cpuNanoseconds: UInt64? {
-        guard let thread else { return nil }
-        var clock = clockid_t()
+        guard let cpuClock else { return nil }
         var time = timespec()
-        guard pthread_getcpuclockid(thread, &clock) == 0, clock_gettime(clock, &time) == 0 else { return nil }
+        guard clock_gettime(cpuClock, &time) == 0 else { return nil }
         return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
 
