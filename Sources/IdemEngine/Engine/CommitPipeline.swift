@@ -363,7 +363,6 @@ final class CommitPipeline: Sendable {
                 }
             }
             heldSince = nil
-            state.groupReleased = false
             if state.sealRequested {
                 let sealed = sealIfFull(force: true)
                 state.sealRequested = false
@@ -376,6 +375,7 @@ final class CommitPipeline: Sendable {
                 continue
             }
             if state.pending.isEmpty { break }
+            state.groupReleased = false
             var group = state.pending
             state.pending = state.spare
             state.spare = PendingGroup()
@@ -473,8 +473,11 @@ final class CommitPipeline: Sendable {
     /// Hands what is pending to the commit thread (`.always` with
     /// `deferLogWrites`).
     private func releaseGroup() {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.withLock { releasePending() }
+    }
+
+    /// `releaseGroup` with `lock` held.
+    private func releasePending() {
         guard !state.pending.isEmpty, !state.groupReleased else { return }
         state.groupReleased = true
         lock.broadcast()
@@ -528,10 +531,7 @@ final class CommitPipeline: Sendable {
                 writeDeferred()
                 lock.lock()
             } else {
-                if holdsGroupsForRelease && !state.groupReleased {
-                    state.groupReleased = true
-                    lock.broadcast()
-                }
+                if holdsGroupsForRelease { releasePending() }
                 lock.wait(nanoseconds: 1_000_000)
             }
         }

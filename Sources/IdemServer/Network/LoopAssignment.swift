@@ -41,7 +41,7 @@ final class LoopAssignment {
         self.loops = loops
         self.metrics = metrics
         self.draining = draining
-        if balancing && loops.count > 1 {
+        if balancing {
             let balancer = LoopBalancer(maxLoops: loops.count)
             self.balancer = balancer
             activeLoops = balancer.activeLoops
@@ -94,7 +94,7 @@ final class LoopAssignment {
         guard let before = previous, now.wallNanoseconds > before.wallNanoseconds else { return }
         let seconds = Double(now.wallNanoseconds - before.wallNanoseconds) / 1e9
         var busiest = 0.0
-        for index in 0..<activeLoops where index < now.loopNanoseconds.count && index < before.loopNanoseconds.count {
+        for index in 0..<activeLoops {
             let used = Double(now.loopNanoseconds[index] &- before.loopNanoseconds[index]) / 1e9
             busiest = max(busiest, used / seconds)
         }
