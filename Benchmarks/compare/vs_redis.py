@@ -140,11 +140,13 @@ class Server:
     def memory(self):
         """Redis: used_memory (as the issue compares); Idem: process RSS once
         no sealed memtable awaits its flush (up to 60 s) and the RSS has
-        stopped falling (up to 30 s more). Right after a load, RSS also
-        holds the memtable being written out, and a flushed memtable's
-        memory goes back to the OS just after its table is installed, so a
-        reading taken the moment `sealed_memtables` reaches 0 caught 216-455
-        MB where the settled server holds 68 MB (2026-12-04, 5M keys)."""
+        stopped falling: less than 1 % lower than 5 s earlier (up to 60 s
+        more). Right after a load, RSS also holds the memtable being
+        written out and the pages the allocator has not yet handed back
+        (jemalloc's background thread returns them as they age, over ~10 s),
+        so a reading taken the moment `sealed_memtables` reaches 0 caught
+        216-455 MB where the settled server holds 68-122 MB (2026-12-04/05,
+        5M keys)."""
         if self.kind == "redis":
             info = self.info("memory")
             return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("used_memory:")))
@@ -157,14 +159,13 @@ class Server:
         def rss():
             with open(f"/proc/{self.process.pid}/statm") as statm:
                 return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        last, deadline = rss(), time.time() + 30
+        samples, deadline = [rss()], time.time() + 60
         while time.time() < deadline:
             time.sleep(0.5)
-            current = rss()
-            if current >= last * 0.99:
-                return current
-            last = current
-        return last
+            samples.append(rss())
+            if len(samples) > 10 and samples[-1] >= samples[-11] * 0.99:
+                break
+        return samples[-1]
 
 
 def benchmark(port, requests, pipeline, *command, clients=50, keyspace=1_000_000):

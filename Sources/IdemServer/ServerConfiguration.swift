@@ -48,6 +48,11 @@ public struct ServerConfiguration: Sendable {
     /// Serve with only as many of the event loops as raise throughput,
     /// measured as the load comes (`LoopBalancer`); false: all of them.
     public var balanceEventLoops = true
+    /// The process's allocator, for `INFO memory` and `CONFIG GET
+    /// jemalloc-bg-thread`: given by the executable that links one (the
+    /// server library leaves the allocator to whoever embeds it); nil
+    /// reports libc's malloc.
+    public var allocator: AllocatorReport?
 
     public init() {}
 
@@ -69,10 +74,45 @@ public struct ServerConfiguration: Sendable {
             "requirepass=\(requirePassword == nil ? "(none)" : "****")",
             "users=\(usersFile ?? "(none)")", "protected-mode=\(protectedMode ? "yes" : "no")",
             "io-threads=\(eventLoopThreads.map(String.init) ?? "auto")", "io-threads-balance=\(balanceEventLoops ? "yes" : "no")",
+            "jemalloc-bg-thread=\(allocator?.backgroundPurge == true ? "yes" : "no")",
             "maxclients=\(maxClients)", "proto-max-bulk-len=\(maxBulkLength)", "timeout=\(idleTimeoutMilliseconds / 1000)s",
             "default-lease=\(idempotency.defaultLease)ms", "default-ttl=\(idempotency.defaultTTL)ms",
         ]
         parts.append("key-secret=\(keyGenerator == nil ? "(none)" : "****")")
         return parts.joined(separator: " ")
+    }
+}
+
+/// What the executable knows of its allocator (`idem serve` links jemalloc).
+public struct AllocatorReport: Sendable {
+    /// Bytes as Redis's `INFO memory` names them: `allocated` by the
+    /// program, `active` in the pages holding those allocations, `resident`
+    /// in the allocator's pages the OS has mapped in (including freed pages
+    /// not yet handed back).
+    public struct Statistics: Sendable, Equatable {
+        public var allocated: Int
+        public var active: Int
+        public var resident: Int
+
+        public init(allocated: Int, active: Int, resident: Int) {
+            self.allocated = allocated
+            self.active = active
+            self.resident = resident
+        }
+    }
+
+    /// `mem_allocator`, e.g. "jemalloc-5.3.0".
+    public var name: String
+    /// Whether freed pages go back to the OS from the allocator's own
+    /// threads (Redis's `jemalloc-bg-thread`), rather than only when a
+    /// thread happens to allocate or free.
+    public var backgroundPurge: Bool
+    /// Fresh figures; nil when the allocator cannot tell.
+    public var statistics: @Sendable () -> Statistics?
+
+    public init(name: String, backgroundPurge: Bool, statistics: @escaping @Sendable () -> Statistics?) {
+        self.name = name
+        self.backgroundPurge = backgroundPurge
+        self.statistics = statistics
     }
 }

@@ -46,6 +46,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core).") var ioThreads: Int?
     @Option(help: "yes: serve with only as many of the event loops as raise throughput, tried as the load comes; no: all.")
     var ioThreadsBalance: YesNo = .yes
+    @Option(help: "yes: the allocator's own threads return freed memory to the OS as it ages, even when idle (as Redis's jemalloc-bg-thread).")
+    var jemallocBgThread: YesNo = .yes
     @Option(help: "Log format: text or json.") var logFormat: ServerLogHandler.Format = .text
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
@@ -76,6 +78,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maxOutputBufferBytes = clientOutputBufferLimit.bytes
         configuration.eventLoopThreads = ioThreads
         configuration.balanceEventLoops = ioThreadsBalance == .yes
+        configuration.allocator = Allocator.report(backgroundPurge: jemallocBgThread == .yes)
         configuration.engine.durability = fsync
         configuration.engine.partitionWidth = partitionWidth.milliseconds
         configuration.engine.memtableSize = memtableSize.bytes
@@ -89,7 +92,7 @@ struct Serve: AsyncParsableCommand {
             configuration.keyGenerator = try KeyGenerator.loadingSecret(fromEnvironment: "IDEM_KEY_SECRET")
         }
         logger.info("starting idem", metadata: ["configuration": "\(configuration.loggableDescription)",
-                                                "allocator": "\(Allocator.description)"])
+                                                "allocator": "\(Allocator.name)"])
 
         let server: IdemServer
         do {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import IdemServer
+import Synchronization
 import Testing
 
 @Suite("Protocol: framing, pipelining, errors")
@@ -156,6 +157,28 @@ struct ProtocolTests {
             #expect(keyspaceOnly.contains("db0:keys=1,expires=0,avg_ttl=0\r\n"))
             let all = try client.call("INFO", "all").string ?? ""
             #expect(all.contains("# Server") && all.contains("db0:keys=1,expires=0,avg_ttl=0\r\n"))
+            // No allocator reported (an embedder's libc): no allocator_* figures to show.
+            let memory = try client.call("INFO", "memory").string ?? ""
+            #expect(memory.contains("mem_allocator:libc\r\n") && !memory.contains("allocator_allocated"))
+            #expect(try client.call("CONFIG", "GET", "jemalloc-bg-thread") == .array([bulk("jemalloc-bg-thread"), bulk("no")]))
+        }
+    }
+
+    @Test("INFO memory and CONFIG GET show the allocator the executable reports, read fresh for each INFO")
+    func allocatorReport() async throws {
+        let calls = Mutex(0)
+        let report = AllocatorReport(name: "jemalloc-5.3.0", backgroundPurge: true) {
+            let call = calls.withLock { $0 += 1; return $0 }
+            return .init(allocated: 1000 * call, active: 2000 * call, resident: 3000 * call)
+        }
+        try await withServer(configure: { $0.allocator = report }) { server in
+            let client = try server.client()
+            let first = try client.call("INFO", "memory").string ?? ""
+            #expect(first.contains("mem_allocator:jemalloc-5.3.0\r\n"))
+            #expect(first.contains("allocator_allocated:1000\r\nallocator_active:2000\r\nallocator_resident:3000\r\n"))
+            let second = try client.call("INFO", "memory").string ?? ""
+            #expect(second.contains("allocator_allocated:2000\r\n"))
+            #expect(try client.call("CONFIG", "GET", "jemalloc-bg-thread") == .array([bulk("jemalloc-bg-thread"), bulk("yes")]))
         }
     }
 }

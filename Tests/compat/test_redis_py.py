@@ -2,6 +2,8 @@
 import pytest
 import redis
 
+from conftest import IdemProcess
+
 PROTOCOLS = [None, 2, 3]
 
 
@@ -108,3 +110,23 @@ def test_password(idem_with_password):
         authenticated = redis.Redis(port=idem_with_password.port, password="s3cret", protocol=protocol)
         assert authenticated.set("k", "v") is True
         assert authenticated.get("k") == b"v"
+
+
+def test_allocator_report(client):
+    # The server links jemalloc and starts its background purge by default
+    # (memory freed after a load goes back to the OS while idle).
+    memory = client.info("memory")
+    assert memory["mem_allocator"].startswith("jemalloc-")
+    assert 0 < memory["allocator_allocated"] <= memory["allocator_active"] <= memory["allocator_resident"]
+    assert client.config_get("jemalloc-bg-thread") == {"jemalloc-bg-thread": "yes"}
+
+
+def test_allocator_background_purge_can_be_turned_off():
+    server = IdemProcess("--jemalloc-bg-thread", "no")
+    try:
+        client = redis.Redis(port=server.port, decode_responses=True)
+        assert client.config_get("jemalloc-bg-thread") == {"jemalloc-bg-thread": "no"}
+        assert client.info("memory")["mem_allocator"].startswith("jemalloc-")
+        client.close()
+    finally:
+        assert server.stop() == 0

@@ -74,6 +74,7 @@ enum ServerCommands {
             ("databases", "1"), ("dir", configuration.directory), ("maxclients", String(configuration.maxClients)),
             ("maxmemory", "0"), ("port", String(configuration.port)),
             ("proto-max-bulk-len", String(configuration.maxBulkLength)),
+            ("jemalloc-bg-thread", configuration.allocator?.backgroundPurge == true ? "yes" : "no"),
             ("protected-mode", configuration.protectedMode ? "yes" : "no"), ("save", ""),
             ("timeout", String(configuration.idleTimeoutMilliseconds / 1000)),
         ]
@@ -169,9 +170,7 @@ enum ServerCommands {
             ("connected_clients", String(clientsConnected)), ("maxclients", String(server.configuration.maxClients)),
             ("blocked_clients", "0"),
         ])
-        section("memory", [
-            ("used_memory", String(rss)), ("used_memory_rss", String(rss)),
-            ("used_memory_human", humanBytes(rss)), ("maxmemory", "0"),
+        section("memory", memoryFields(rss: rss, allocator: server.configuration.allocator) + [
             ("idem_memtable_bytes", String(statistics.memtableBytes)),
             ("idem_block_cache_bytes", String(statistics.blockCacheBytes)),
         ])
@@ -223,6 +222,26 @@ enum ServerCommands {
             ("idem_aborted", String(idempotency.aborted)), ("idem_forgotten", String(idempotency.forgotten)),
         ])
         return .bulk(text)
+    }
+
+    /// INFO memory's Redis fields. `used_memory` is the process RSS (Redis
+    /// reports its allocator's `allocated`; an RSS hides nothing the
+    /// allocator keeps); the allocator's own view follows when the
+    /// executable reports one, under Redis's names, so the difference
+    /// between what is in use and what is resident can be read off.
+    static func memoryFields(rss: Int, allocator: AllocatorReport?) -> [(String, String)] {
+        var fields = [
+            ("used_memory", String(rss)), ("used_memory_rss", String(rss)),
+            ("used_memory_human", humanBytes(rss)), ("maxmemory", "0"),
+            ("mem_allocator", allocator?.name ?? "libc"),
+        ]
+        if let figures = allocator?.statistics() {
+            fields += [
+                ("allocator_allocated", String(figures.allocated)), ("allocator_active", String(figures.active)),
+                ("allocator_resident", String(figures.resident)),
+            ]
+        }
+        return fields
     }
 
     /// Resident set size of this process, from /proc (0 where unavailable).
