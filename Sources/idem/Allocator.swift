@@ -31,6 +31,7 @@ enum Allocator {
     /// thread touches those arenas again and the pages stay resident for
     /// good — ~90 MB of a 5M-key load's 180 MB (BENCHMARKS.md, session 16).
     /// Redis starts the same threads (`jemalloc-bg-thread yes`).
+    ///
     /// One thread serves every arena: purging is a few `madvise` calls a
     /// second at most, and jemalloc would otherwise start one per core
     /// beside the event loops.

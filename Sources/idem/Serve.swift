@@ -91,6 +91,9 @@ struct Serve: AsyncParsableCommand {
         } else if ProcessInfo.processInfo.environment["IDEM_KEY_SECRET"] != nil {
             configuration.keyGenerator = try KeyGenerator.loadingSecret(fromEnvironment: "IDEM_KEY_SECRET")
         }
+        if jemallocBgThread == .yes, configuration.allocator?.backgroundPurge == false {
+            logger.warning("jemalloc's background purge did not start: freed memory returns to the OS only as threads allocate")
+        }
         logger.info("starting idem", metadata: ["configuration": "\(configuration.loggableDescription)",
                                                 "allocator": "\(Allocator.name)"])
 

@@ -112,13 +112,15 @@ def test_password(idem_with_password):
         assert authenticated.get("k") == b"v"
 
 
-def test_allocator_report(client):
+def test_allocator_report(idem):
     # The server links jemalloc and starts its background purge by default
     # (memory freed after a load goes back to the OS while idle).
+    client = redis.Redis(port=idem.port, decode_responses=True)
     memory = client.info("memory")
     assert memory["mem_allocator"].startswith("jemalloc-")
     assert 0 < memory["allocator_allocated"] <= memory["allocator_active"] <= memory["allocator_resident"]
     assert client.config_get("jemalloc-bg-thread") == {"jemalloc-bg-thread": "yes"}
+    client.close()
 
 
 def test_allocator_background_purge_can_be_turned_off():
