@@ -9,46 +9,43 @@ struct TableCorruption: Error {
 /// Besides the bytes, a block carries a search aid built when it is
 /// decoded: for each restart key its *window* — the 8 bytes after the
 /// prefix all restart keys share, as a big-endian integer, zero-padded —
-/// then that shared prefix. The aid sits in front of the bytes in one
-/// allocation, next to the array's header: a seek binary-searches the
-/// windows there instead of the restart array at the block's end and the
-/// restart entries it points to — on a block cold in the CPU cache, one
-/// cache miss where there were three or four. Windows order keys: when two
-/// differ, the keys differ the same way; only equal windows need the keys
-/// compared in full.
+/// then that shared prefix. A seek binary-searches the windows instead of
+/// the restart array at the block's end and the restart entries it points
+/// to — on a block cold in the CPU cache, one cache miss where there were
+/// three or four. Windows order keys: when two differ, the keys differ the
+/// same way; only equal windows need the keys compared in full.
 ///
-/// Invariant: immutable. `restartsOffset` and the restart array were
-/// validated at construction, and every restart entry decoded with no
-/// shared prefix; other entries are validated as they are decoded.
-final class Block: Sendable {
-    /// The windows (native byte order), the shared prefix padded to 8
-    /// bytes, then the block's bytes.
+/// One allocation holds it all, a byte array laid out as
+///
+///     layout: contentStart u32 ‖ restartCount u32 ‖ restartsOffset u32 ‖ windowPrefixLength u32
+///     windows: u64 × restartCount (native order) ‖ shared prefix, zero-padded to 8 bytes
+///     content: the block's bytes
+///
+/// so that the first touch of a block found in the cache — its reference
+/// count, its layout, the windows — is one cache miss, where a class
+/// holding an array took one for the object and another for the array's
+/// buffer (that second miss was 5 % of a `SET NX -P 16` on a filled key
+/// space). A value type around one array: copying it is one retain, and it
+/// is `Sendable` as arrays are.
+///
+/// Invariant: immutable. The layout and the restart array were validated
+/// at construction, and every restart entry decoded with no shared prefix;
+/// other entries are validated as they are decoded.
+struct Block: Sendable {
     private let storage: [UInt8]
-    private let contentStart: Int
-    let restartCount: Int
-    /// Where entries end and the restart array begins (in the block's bytes).
-    let restartsOffset: Int
-    /// How many leading bytes every restart key shares.
-    private let windowPrefixLength: Int
 
-    convenience init(_ bytes: [UInt8]) throws(TableCorruption) {
-        let built = bytes.withUnsafeBytes { raw in Result { () throws(TableCorruption) in try Block.parts(raw) } }
-        let parts = try built.get()
-        self.init(parts)
+    private static let layoutSize = 16
+    private enum Field: Int {
+        case contentStart = 0, restartCount = 4, restartsOffset = 8, windowPrefixLength = 12
+    }
+
+    init(_ bytes: [UInt8]) throws(TableCorruption) {
+        let built = bytes.withUnsafeBytes { raw in Result { () throws(TableCorruption) in try Block(raw) } }
+        self = try built.get()
     }
 
     /// Builds the block from a copy of `bytes`.
-    convenience init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
-        self.init(try Block.parts(bytes))
-    }
-
-    private init(_ parts: Parts) {
-        (storage, contentStart, windowPrefixLength, restartCount, restartsOffset) = parts
-    }
-
-    private typealias Parts = (storage: [UInt8], contentStart: Int, windowPrefixLength: Int, restartCount: Int, restartsOffset: Int)
-
-    private static func parts(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) -> Parts {
+    init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
         guard bytes.count >= 4 else { throw TableCorruption(detail: "block shorter than its trailer") }
         let count = Int(bytes.loadFixed32(at: bytes.count - 4))
         guard count >= 1, count <= (bytes.count - 4) / 4 else { throw TableCorruption(detail: "bad restart count \(count)") }
@@ -63,7 +60,10 @@ final class Block: Sendable {
         }
         guard offset == 0 ? previous == 0 : previous < offset else { throw TableCorruption(detail: "bad restart array") }
         // An empty block (no entries) has one restart and nothing to search.
-        guard offset > 0 else { return (Array(bytes), 0, 0, count, offset) }
+        guard offset > 0 else {
+            storage = Self.layOut(bytes, restartCount: count, restartsOffset: offset, keys: [], prefixLength: 0)
+            return
+        }
         var keys: [UnsafeRawBufferPointer] = []
         keys.reserveCapacity(count)
         for index in 0..<count {
@@ -71,18 +71,31 @@ final class Block: Sendable {
             keys.append(UnsafeRawBufferPointer(rebasing: bytes[entry.suffix]))
         }
         let prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
-        let start = count * 8 + (prefixLength + 7) / 8 * 8
-        let storage = [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
+        storage = Self.layOut(bytes, restartCount: count, restartsOffset: offset, keys: keys, prefixLength: prefixLength)
+    }
+
+    /// The storage for a block of `bytes` whose restart keys are `keys`
+    /// (none for an empty block: no windows), sharing `prefixLength` bytes.
+    private static func layOut(_ bytes: UnsafeRawBufferPointer, restartCount: Int, restartsOffset: Int,
+                               keys: [UnsafeRawBufferPointer], prefixLength: Int) -> [UInt8] {
+        let windowsEnd = layoutSize + keys.count * 8
+        let start = windowsEnd + (prefixLength + 7) / 8 * 8
+        return [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
             let out = UnsafeMutableRawBufferPointer(buffer)
-            for (index, key) in keys.enumerated() {
-                out.storeBytes(of: Self.window(key, past: prefixLength), toByteOffset: index * 8, as: UInt64.self)
+            for (field, value) in [(Field.contentStart, start), (.restartCount, restartCount),
+                                   (.restartsOffset, restartsOffset), (.windowPrefixLength, prefixLength)] {
+                out.storeBytes(of: UInt32(value), toByteOffset: field.rawValue, as: UInt32.self)
             }
-            out[(count * 8)..<start].initializeMemory(as: UInt8.self, repeating: 0)
-            out.baseAddress!.advanced(by: count * 8).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
+            for (index, key) in keys.enumerated() {
+                out.storeBytes(of: window(key, past: prefixLength), toByteOffset: layoutSize + index * 8, as: UInt64.self)
+            }
+            out[windowsEnd..<start].initializeMemory(as: UInt8.self, repeating: 0)
+            if prefixLength > 0 {
+                out.baseAddress!.advanced(by: windowsEnd).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
+            }
             out.baseAddress!.advanced(by: start).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             initialized = start + bytes.count
         }
-        return (storage, start, prefixLength, count, offset)
     }
 
     /// `key`'s 8 bytes after its first `prefixLength`, as a big-endian
@@ -101,25 +114,45 @@ final class Block: Sendable {
         return window
     }
 
-    var memoryBytes: Int { storage.count + 64 }
+    @inline(__always)
+    private func field(_ field: Field) -> Int {
+        storage.withUnsafeBytes { Int($0.load(fromByteOffset: field.rawValue, as: UInt32.self)) }
+    }
+
+    var restartCount: Int { field(.restartCount) }
+    /// Where entries end and the restart array begins (in the block's bytes).
+    var restartsOffset: Int { field(.restartsOffset) }
+
+    var memoryBytes: Int { storage.count + 32 }
+
+    /// Whether `self` and `other` are one block (the same storage), not
+    /// merely equal bytes: what the cache's tests ask.
+    func isSame(as other: Block) -> Bool {
+        storage.withUnsafeBytes { mine in other.storage.withUnsafeBytes { mine.baseAddress == $0.baseAddress } }
+    }
 
     /// The block's bytes.
     @inline(__always)
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[contentStart...])) }
+        try storage.withUnsafeBytes { all in
+            try body(UnsafeRawBufferPointer(rebasing: all[Int(all.load(fromByteOffset: Field.contentStart.rawValue, as: UInt32.self))...]))
+        }
     }
 
     /// The last restart whose key is below `target`; 0 when none is.
     /// `raw` is the block's bytes (from `withBytes`).
     func lastRestart(below target: UnsafeRawBufferPointer, in raw: UnsafeRawBufferPointer) throws(TableCorruption) -> Int {
-        let count = restartCount
-        guard count > 1 else { return 0 }
-        let prefixLength = windowPrefixLength
-        let outcome = storage.withUnsafeBytes { aid in Result { () throws(TableCorruption) -> Int in
+        let outcome = storage.withUnsafeBytes { all in Result { () throws(TableCorruption) -> Int in
+            let count = Int(all.load(fromByteOffset: Field.restartCount.rawValue, as: UInt32.self))
+            guard count > 1 else { return 0 }
+            let restartsOffset = Int(all.load(fromByteOffset: Field.restartsOffset.rawValue, as: UInt32.self))
+            let prefixLength = Int(all.load(fromByteOffset: Field.windowPrefixLength.rawValue, as: UInt32.self))
+            let windows = Self.layoutSize
             if prefixLength > 0 {
+                let prefixStart = windows + count * 8
                 let length = min(prefixLength, target.count)
                 let order = ByteOrder.compare(UnsafeRawBufferPointer(rebasing: target[..<length]),
-                                              UnsafeRawBufferPointer(rebasing: aid[(count * 8)..<(count * 8 + length)]))
+                                              UnsafeRawBufferPointer(rebasing: all[prefixStart..<(prefixStart + length)]))
                 // Below the shared prefix (or a proper prefix of it): below every restart key.
                 if order < 0 || (order == 0 && length < prefixLength) { return 0 }
                 if order > 0 { return count - 1 }
@@ -129,7 +162,7 @@ final class Block: Sendable {
             var high = count - 1
             while low < high {
                 let middle = (low + high + 1) / 2
-                let window = aid.loadUnaligned(fromByteOffset: middle * 8, as: UInt64.self)
+                let window = all.loadUnaligned(fromByteOffset: windows + middle * 8, as: UInt64.self)
                 let below: Bool
                 if window != targetWindow {
                     below = window < targetWindow
