@@ -123,7 +123,7 @@ final class Maintenance: Sendable {
 
     /// Hot tables restart every 4th entry: a point lookup then decodes
     /// ~2 entries past the restart it lands on instead of ~8 (random gets
-    /// of 500k keys in tables: 1.20–1.33 µs against 1.30–1.43 µs with 16,
+    /// of 500k keys in tables: 1.06–1.33 µs against 1.27–1.48 µs with 16,
     /// `idem-workloads lookups`), for ~5 % more bytes on disk. Cold tables
     /// keep 16: they are read rarely and kept long.
     private var hotOptions: TableOptions {
