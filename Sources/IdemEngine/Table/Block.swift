@@ -25,8 +25,8 @@ struct TableCorruption: Error {
 /// count, its layout, the windows — is one cache miss, where a class
 /// holding an array took one for the object and another for the array's
 /// buffer (that second miss was 5 % of a `SET NX -P 16` on a filled key
-/// space). A value type around one array: copying it is one retain, and it
-/// is `Sendable` as arrays are.
+/// space), and a block read from disk allocated both. A value type around
+/// one array: copying it is one retain, and it is `Sendable` as arrays are.
 ///
 /// Invariant: immutable. The layout and the restart array were validated
 /// at construction, and every restart entry decoded with no shared prefix;
@@ -82,10 +82,13 @@ struct Block: Sendable {
         let start = windowsEnd + (prefixLength + 7) / 8 * 8
         return [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
             let out = UnsafeMutableRawBufferPointer(buffer)
-            for (field, value) in [(Field.contentStart, start), (.restartCount, restartCount),
-                                   (.restartsOffset, restartsOffset), (.windowPrefixLength, prefixLength)] {
+            func store(_ value: Int, as field: Field) {
                 out.storeBytes(of: UInt32(value), toByteOffset: field.rawValue, as: UInt32.self)
             }
+            store(start, as: .contentStart)
+            store(restartCount, as: .restartCount)
+            store(restartsOffset, as: .restartsOffset)
+            store(prefixLength, as: .windowPrefixLength)
             for (index, key) in keys.enumerated() {
                 out.storeBytes(of: window(key, past: prefixLength), toByteOffset: layoutSize + index * 8, as: UInt64.self)
             }
