@@ -16,20 +16,11 @@
 # many keys in tables, as on a long-running server.
 set -euo pipefail
 old=$1 new=$2 fsync=${3:-everysec} requests=${4:-300000} rounds=${5:-3} prefill=${6:-0}
-command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
-tick=$(getconf CLK_TCK)
-work=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-value=$(printf 'x%.0s' $(seq 64))
+. "$(dirname "$0")/server_lib.sh"
 for round in $(seq "$rounds"); do
     for label in old new; do
         binary=$old; [ "$label" = new ] && binary=$new
-        port=$((20000 + RANDOM % 20000))
-        "$binary" serve --port "$port" --dir "$work/$label-$round" --fsync "$fsync" > /dev/null 2>&1 &
-        pid=$!
-        for _ in $(seq 100); do redis-cli -p "$port" PING > /dev/null 2>&1 && break; sleep 0.1; done
+        start_idem "$binary" "$work/$label-$round" "$fsync"
         if [ "$prefill" -gt 0 ]; then
             redis-benchmark -p "$port" -c 50 -r 1000000 -n "$prefill" -P 16 -q \
                 SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
@@ -38,18 +29,9 @@ for round in $(seq "$rounds"); do
         line="$label round $round:"
         for spec in "1 SET" "16 SET" "1 GET" "16 GET"; do
             set -- $spec
-            before=$(cpu_ticks "$pid")
-            if [ "$2" = SET ]; then
-                redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P "$1" -q \
-                    SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
-            else
-                redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P "$1" -q GET 'key:__rand_int__' > /dev/null
-            fi
-            after=$(cpu_ticks "$pid")
-            line="$line $2 -P$1 $(awk -v a="$before" -v b="$after" -v t="$tick" -v n="$requests" \
-                'BEGIN { printf "%.2f us", (b - a) * 1e6 / t / n }')"
+            line="$line $2 -P$1 $(cpu_per_request "$1" "$2" "$requests")"
         done
         echo "$line"
-        kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+        stop_idem
     done
 done

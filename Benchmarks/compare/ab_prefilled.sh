@@ -15,53 +15,24 @@
 # spreads the machine's drift over both builds.
 set -euo pipefail
 old=$1 new=$2 rounds=${3:-5} requests=${4:-1500000} prefill=${5:-2000000}
-command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
-tick=$(getconf CLK_TCK)
-work=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-value=$(printf 'x%.0s' $(seq 64))
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. "$(dirname "$0")/server_lib.sh"
 
-# Starts BINARY on DIR; sets pid and port.
-start() {
-    port=$((20000 + RANDOM % 20000))
-    "$1" serve --port "$port" --dir "$2" --fsync everysec > "$work/server.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 200); do
-        kill -0 "$pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-        redis-cli -p "$port" PING > /dev/null 2>&1 && return
-        sleep 0.1
-    done
-    echo "server did not answer" >&2; exit 1
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
-
-start "$old" "$work/base"
+start_idem "$old" "$work/base" everysec
 redis-benchmark -p "$port" -c 50 -r 1000000 -n "$prefill" -P 16 -q SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
 sleep 15  # let the flushes finish
-stop
+stop_idem
 
 for round in $(seq "$rounds"); do
     for label in old new; do
         binary=$old; [ "$label" = new ] && binary=$new
         rm -rf "$work/run"; cp -r "$work/base" "$work/run"
-        start "$binary" "$work/run"
+        start_idem "$binary" "$work/run" everysec
         timeout 120 redis-benchmark -p "$port" -c 50 -r 1000000 -n 500000 -P 16 -q GET 'key:__rand_int__' > /dev/null
         line="$label round $round:"
         for command in SET GET; do
-            before=$(cpu_ticks "$pid")
-            if [ "$command" = SET ]; then
-                timeout 300 redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P 16 -q \
-                    SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
-            else
-                timeout 300 redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P 16 -q GET 'key:__rand_int__' > /dev/null
-            fi
-            after=$(cpu_ticks "$pid")
-            line="$line $command -P16 $(awk -v a="$before" -v b="$after" -v t="$tick" -v n="$requests" \
-                'BEGIN { printf "%.2f us", (b - a) * 1e6 / t / n }')"
+            line="$line $command -P16 $(cpu_per_request 16 "$command" "$requests")"
         done
         echo "$line"
-        stop
+        stop_idem
     done
 done

@@ -9,15 +9,8 @@
 # memtable's bytes and the sealed memtables at 5, 10, 15 and 20 s.
 set -euo pipefail
 binary=$1; shift
-command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-env "$@" "$binary" serve --dir "$work/data" --port "$port" --fsync everysec > "$work/log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do redis-cli -p "$port" PING > /dev/null 2>&1 && break; sleep 0.1; done
-value=$(printf 'x%.0s' $(seq 64))
+. "$(dirname "$0")/server_lib.sh"
+start_idem "$binary" "$work/data" everysec "$@"
 redis-benchmark -p "$port" -c 50 -r 500000000 -n 5000000 -P 64 -q SET 'key:__rand_int__' "$value" EX 86400 > /dev/null 2>&1
 field() { redis-cli -p "$port" INFO "$1" | tr -d '\r' | grep "^$2:" | cut -d: -f2; }
 for seconds in 5 10 15 20; do

@@ -117,9 +117,15 @@ struct Block: Sendable {
         return window
     }
 
+    /// A layout field, read from the storage's bytes (`all`).
+    @inline(__always)
+    private static func load(_ field: Field, from all: UnsafeRawBufferPointer) -> Int {
+        Int(all.load(fromByteOffset: field.rawValue, as: UInt32.self))
+    }
+
     @inline(__always)
     private func field(_ field: Field) -> Int {
-        storage.withUnsafeBytes { Int($0.load(fromByteOffset: field.rawValue, as: UInt32.self)) }
+        storage.withUnsafeBytes { Self.load(field, from: $0) }
     }
 
     var restartCount: Int { field(.restartCount) }
@@ -138,7 +144,7 @@ struct Block: Sendable {
     @inline(__always)
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try storage.withUnsafeBytes { all in
-            try body(UnsafeRawBufferPointer(rebasing: all[Int(all.load(fromByteOffset: Field.contentStart.rawValue, as: UInt32.self))...]))
+            try body(UnsafeRawBufferPointer(rebasing: all[Self.load(.contentStart, from: all)...]))
         }
     }
 
@@ -146,10 +152,10 @@ struct Block: Sendable {
     /// `raw` is the block's bytes (from `withBytes`).
     func lastRestart(below target: UnsafeRawBufferPointer, in raw: UnsafeRawBufferPointer) throws(TableCorruption) -> Int {
         let outcome = storage.withUnsafeBytes { all in Result { () throws(TableCorruption) -> Int in
-            let count = Int(all.load(fromByteOffset: Field.restartCount.rawValue, as: UInt32.self))
+            let count = Self.load(.restartCount, from: all)
             guard count > 1 else { return 0 }
-            let restartsOffset = Int(all.load(fromByteOffset: Field.restartsOffset.rawValue, as: UInt32.self))
-            let prefixLength = Int(all.load(fromByteOffset: Field.windowPrefixLength.rawValue, as: UInt32.self))
+            let restartsOffset = Self.load(.restartsOffset, from: all)
+            let prefixLength = Self.load(.windowPrefixLength, from: all)
             let windows = Self.layoutSize
             if prefixLength > 0 {
                 let prefixStart = windows + count * 8
