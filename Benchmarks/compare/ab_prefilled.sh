@@ -4,28 +4,32 @@
 #
 #   Benchmarks/compare/ab_prefilled.sh OLD_BINARY NEW_BINARY [ROUNDS] [REQUESTS] [PREFILL]
 #
-# Builds one data directory with OLD (PREFILL, default 2000000, SET NX EX
-# at -P 16 over a million keys: about 86 % of them set, a table plus a
-# full memtable in the WAL), then each round starts each build on a fresh
-# copy of it, warms the block cache with 500k GETs, and measures user +
+# Builds one data directory per build (PREFILL, default 2000000, SET NX
+# EX at -P 16 over a million keys: about 86 % of them set, tables plus a
+# full memtable in the WAL; per build, since a build may not read another's
+# table format), then each round starts each build on a fresh copy of its
+# own directory, warms the block cache with 500k GETs, and measures user +
 # system CPU (/proc/PID/stat) per request over REQUESTS (default 1500000)
 # SET NX EX and then GET, both -P 16, -c 50. Why copies: an identical
-# starting state (the same tables, the same memtable after replay) takes
-# the prefill's flush timing out of the comparison; the alternation
-# spreads the machine's drift over both builds.
+# starting state (the same tables, the same memtable after replay) in
+# every round takes the prefill's flush timing out of the rounds; the
+# alternation spreads the machine's drift over both builds.
 set -euo pipefail
 old=$1 new=$2 rounds=${3:-5} requests=${4:-1500000} prefill=${5:-2000000}
 . "$(dirname "$0")/server_lib.sh"
 
-start_idem "$old" "$work/base" everysec
-redis-benchmark -p "$port" -c 50 -r 1000000 -n "$prefill" -P 16 -q SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
-sleep 15  # let the flushes finish
-stop_idem
+for label in old new; do
+    binary=$old; [ "$label" = new ] && binary=$new
+    start_idem "$binary" "$work/base-$label" everysec
+    redis-benchmark -p "$port" -c 50 -r 1000000 -n "$prefill" -P 16 -q SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
+    sleep 15  # let the flushes finish
+    stop_idem
+done
 
 for round in $(seq "$rounds"); do
     for label in old new; do
         binary=$old; [ "$label" = new ] && binary=$new
-        rm -rf "$work/run"; cp -r "$work/base" "$work/run"
+        rm -rf "$work/run"; cp -r "$work/base-$label" "$work/run"
         start_idem "$binary" "$work/run" everysec
         timeout 120 redis-benchmark -p "$port" -c 50 -r 1000000 -n 500000 -P 16 -q GET 'key:__rand_int__' > /dev/null
         line="$label round $round:"

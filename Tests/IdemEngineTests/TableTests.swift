@@ -18,12 +18,13 @@ import Testing
     }
 
     static func build(_ entries: [VersionedEntry], compression: CompressionKind, fileSystem: SimulatedFileSystem,
-                      number: UInt64 = 5) throws -> TableReader {
+                      number: UInt64 = 5, pointIndex: Bool = true) throws -> TableReader {
         try fileSystem.createDirectory("/t")
         let path = "/t/" + TableFormat.fileName(number)
         var options = TableOptions()
         options.compression = compression
         options.blockSize = 1024
+        options.pointIndex = pointIndex
         let builder = TableBuilder(file: try fileSystem.openForAppending(path), fileNumber: number, options: options,
                                    partition: 7, tier: .hot, createdAt: 42)
         for entry in entries { try builder.add(entry) }
@@ -33,10 +34,11 @@ import Testing
                                     cache: BlockCache(capacityBytes: 1 << 20))
     }
 
-    @Test(arguments: CompressionKind.allCases)
-    func roundTripsEveryEntry(compression: CompressionKind) throws {
+    @Test(arguments: CompressionKind.allCases, [false, true])
+    func roundTripsEveryEntry(compression: CompressionKind, pointIndex: Bool) throws {
         let entries = Self.entries(3000, seed: 11)
-        let table = try Self.build(entries, compression: compression, fileSystem: SimulatedFileSystem())
+        let table = try Self.build(entries, compression: compression, fileSystem: SimulatedFileSystem(), pointIndex: pointIndex)
+        #expect(table.hasPointIndex == pointIndex)
         #expect(table.properties.partition == 7 && table.properties.createdAt == 42)
         #expect(table.properties.dataBlocks > 10)
         #expect(table.properties.smallestKey == entries.first!.key && table.properties.largestKey == entries.last!.key)
@@ -45,9 +47,15 @@ import Testing
             #expect(found?.value == entry.value && found?.sequence == entry.sequence)
             #expect(found?.kind == entry.kind && found?.expiresAt == entry.expiresAt)
         }
-        // Keys just after each stored key are absent.
+        // Keys just after each stored key are absent, and so are keys
+        // outside the table's range.
         for entry in entries.prefix(300) {
             let probe = entry.key + [0]
+            #expect(try probe.withUnsafeBytes { try table.get($0, hash: Hash64.hash($0)) } == nil)
+            let cached = try probe.withUnsafeBytes { try table.getCached($0, hash: Hash64.hash($0)) }
+            #expect(cached != nil && cached! == nil)
+        }
+        for probe in [bytes("a"), bytes("zzz")] {
             #expect(try probe.withUnsafeBytes { try table.get($0, hash: Hash64.hash($0)) } == nil)
         }
         #expect(try table.verify() == UInt64(entries.count))

@@ -128,7 +128,7 @@ final class Maintenance: Sendable {
     /// keep 16: they are read rarely and kept long.
     private var hotOptions: TableOptions {
         TableOptions(blockSize: options.hotBlockSize, compression: options.hotCompression, zstdLevel: 3,
-                     bloomBitsPerKey: options.bloomBitsPerKey, restartInterval: 4)
+                     bloomBitsPerKey: options.bloomBitsPerKey, restartInterval: 4, pointIndex: options.hotPointIndex)
     }
 
     private var coldOptions: TableOptions {

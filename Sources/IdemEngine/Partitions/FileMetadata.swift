@@ -50,9 +50,4 @@ struct FileMetadata: Sendable, Equatable {
         self.maxExpiry = maxExpiry
         self.createdAt = createdAt
     }
-
-    /// Whether `key` lies within the table's key range.
-    func covers(_ key: UnsafeRawBufferPointer) -> Bool {
-        ByteOrder.compare(smallestKey, key) <= 0 && ByteOrder.compare(largestKey, key) >= 0
-    }
 }

@@ -11,11 +11,19 @@ final class LiveTable: Sendable {
     var number: UInt64 { metadata.number }
     var partitionEnd: Int64 { metadata.partitionEnd }
 
-    /// Whether the table holds an entry for `key` (bloom filter first, then
-    /// the block).
+    /// The table's entry for `key`, if any (see `TableReader.get`).
+    func get(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry? {
+        try reader.get(key, hash: hash)
+    }
+
+    /// `get` without touching the disk: nil when a block would be read.
+    func getCached(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry?? {
+        try reader.getCached(key, hash: hash)
+    }
+
+    /// Whether the table holds an entry for `key`.
     func holds(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> Bool {
-        guard reader.mayContain(hash: hash), metadata.covers(key) else { return false }
-        return try reader.find(key) != nil
+        try get(key, hash: hash) != nil
     }
 }
 
@@ -53,9 +61,7 @@ final class Version: Sendable {
         var best: VersionedEntry?
         for table in tables {
             if let best, best.sequence > table.metadata.maxSequence { break }
-            // The filter first: it rejects almost every table, cheaper than the range check.
-            guard table.reader.mayContain(hash: hash), table.metadata.covers(key) else { continue }
-            if let found = try table.reader.find(key), found.sequence > (best?.sequence ?? 0) {
+            if let found = try table.get(key, hash: hash), found.sequence > (best?.sequence ?? 0) {
                 best = found
             }
         }
@@ -69,8 +75,7 @@ final class Version: Sendable {
         var best: VersionedEntry?
         for table in tables {
             if let best, best.sequence > table.metadata.maxSequence { break }
-            guard table.reader.mayContain(hash: hash), table.metadata.covers(key) else { continue }
-            guard let found = try table.reader.findCached(key) else { return nil }
+            guard let found = try table.getCached(key, hash: hash) else { return nil }
             if let found, found.sequence > (best?.sequence ?? 0) { best = found }
         }
         return .some(best)

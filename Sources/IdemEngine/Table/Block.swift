@@ -249,8 +249,19 @@ struct BlockIterator {
     /// The answer's key is `target`'s first `shared` bytes and its suffix.
     static func locate(_ target: UnsafeRawBufferPointer, in block: Block,
                        raw: UnsafeRawBufferPointer) throws(TableCorruption) -> (entry: Entry, exact: Bool)? {
-        let low = try block.lastRestart(below: target, in: raw)
-        var offset = Int(raw.loadFixed32(at: block.restartsOffset + low * 4))
+        try locate(target, in: block, raw: raw, fromRestart: block.lastRestart(below: target, in: raw))
+    }
+
+    /// `locate` from restart point `restart` instead of the one the
+    /// windows pick: the same answer when `restart`'s key is at most
+    /// `target` (a point index names the interval holding it); otherwise
+    /// the first entry from `restart` on, never an exact match.
+    static func locate(_ target: UnsafeRawBufferPointer, in block: Block, raw: UnsafeRawBufferPointer,
+                       fromRestart restart: Int) throws(TableCorruption) -> (entry: Entry, exact: Bool)? {
+        guard restart < block.restartCount else {
+            throw TableCorruption(detail: "restart \(restart) past the block's \(block.restartCount)")
+        }
+        var offset = Int(raw.loadFixed32(at: block.restartsOffset + restart * 4))
         var matched = 0
         var previousKeyCount = 0
         while offset < block.restartsOffset {

@@ -24,6 +24,10 @@ struct BlockBuilder {
 
     var isEmpty: Bool { entryCount == 0 }
 
+    /// The ordinal of the last restart point: the restart interval that
+    /// the entry added last belongs to.
+    var lastRestartOrdinal: Int { restarts.count - 1 }
+
     /// The size `finish()` would return.
     var estimatedSize: Int { bytes.count + restarts.count * 4 + 4 }
 

@@ -14,13 +14,22 @@ struct BloomFilterBuilder {
     private var hashes: [UInt64] = []
     let bitsPerKey: Int
 
-    init(bitsPerKey: Int) {
+    init(bitsPerKey: Int, hashes: [UInt64] = []) {
         self.bitsPerKey = max(1, bitsPerKey)
+        self.hashes = hashes
     }
 
     mutating func add(_ key: UnsafeRawBufferPointer) {
-        hashes.append(Hash64.hash(key))
+        add(hash: Hash64.hash(key))
     }
+
+    mutating func add(hash: UInt64) {
+        hashes.append(hash)
+    }
+
+    /// The encoding of a filter that answers "maybe" for every key: the
+    /// filter block of a table whose point index does the filtering.
+    static let passAll: [UInt8] = [1, 0, 0, 0, 0]
 
     func finish() -> [UInt8] {
         let probes = UInt8(min(16, max(1, Int((Double(bitsPerKey) * 0.69).rounded()))))

@@ -5,6 +5,9 @@ struct TableOptions {
     var zstdLevel: Int32 = 3
     var bloomBitsPerKey = 20
     var restartInterval = 16
+    /// Write a point index (`PointIndex`) in place of the bloom filter:
+    /// faster point lookups for ~8.5 more bytes of memory per key.
+    var pointIndex = false
 }
 
 /// Writes one SSTable (format in `TableFormat`) from entries in strictly
@@ -21,6 +24,7 @@ final class TableBuilder {
     @exclusivity(unchecked) private var dataBlock: BlockBuilder
     @exclusivity(unchecked) private var indexBlock = BlockBuilder(restartInterval: 1)
     @exclusivity(unchecked) private var filter: BloomFilterBuilder
+    @exclusivity(unchecked) private var pointIndex: PointIndexBuilder?
     @exclusivity(unchecked) private(set) var properties = TableProperties()
     @exclusivity(unchecked) private var lastEntry: VersionedEntry?
 
@@ -30,6 +34,7 @@ final class TableBuilder {
         self.options = options
         self.dataBlock = BlockBuilder(restartInterval: options.restartInterval)
         self.filter = BloomFilterBuilder(bitsPerKey: options.bloomBitsPerKey)
+        self.pointIndex = options.pointIndex ? PointIndexBuilder() : nil
         properties.partition = partition
         properties.tier = tier
         properties.compression = options.compression
@@ -45,7 +50,12 @@ final class TableBuilder {
             dataBlock.add(key: key, valueLength: TableEntryCodec.encodedLength(entry)) {
                 TableEntryCodec.encode(entry, into: &$0)
             }
-            filter.add(key)
+            let hash = Hash64.hash(key)
+            if pointIndex != nil {
+                pointIndex!.add(hash: hash, block: Int(properties.dataBlocks), restart: dataBlock.lastRestartOrdinal)
+            } else {
+                filter.add(hash: hash)
+            }
             properties.record(entry, key: key)
         }
         if dataBlock.estimatedSize >= options.blockSize { try flushDataBlock() }
@@ -75,16 +85,26 @@ final class TableBuilder {
         return BlockHandle(offset: offset, size: UInt32(stored.count))
     }
 
-    /// Writes the filter, index, properties and footer. The caller syncs
-    /// the file (a flush syncs many tables at once).
+    /// Writes the filter, index, properties, point index and footer. The
+    /// caller syncs the file (a flush syncs many tables at once).
     func finish() throws(IOFailure) -> TableProperties {
         properties.largestKey = lastEntry?.key ?? []
         try flushDataBlock()
-        let filterHandle = try writeBlock(filter.finish(), compression: .none)
+        // The point index, when it could be built, is the filter: the bloom
+        // filter block is then the pass-all one.
+        let encodedPointIndex = pointIndex?.finish()
+        if let pointIndex, encodedPointIndex == nil {
+            filter = BloomFilterBuilder(bitsPerKey: options.bloomBitsPerKey, hashes: pointIndex.hashes)
+        }
+        let filterHandle = try writeBlock(encodedPointIndex == nil ? filter.finish() : BloomFilterBuilder.passAll,
+                                          compression: .none)
         let indexHandle = try writeBlock(indexBlock.finish(), compression: .none)
         let propertiesHandle = try writeBlock(properties.encode(), compression: .none)
+        let pointIndexHandle = try encodedPointIndex.map { encoded throws(IOFailure) in
+            try writeBlock(encoded, compression: .none)
+        } ?? TableFormat.absentBlock
         var footer: [UInt8] = []
-        for handle in [filterHandle, indexHandle, propertiesHandle] {
+        for handle in [filterHandle, indexHandle, propertiesHandle, pointIndexHandle] {
             footer.appendFixed64(handle.offset)
             footer.appendFixed32(handle.size)
         }

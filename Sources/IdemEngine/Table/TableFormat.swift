@@ -1,25 +1,35 @@
-/// The SSTable layout (docs/FORMAT.md, "SSTable", format version 1):
+/// The SSTable layout (docs/FORMAT.md, "SSTable", format version 2):
 ///
 ///     data block 1 ‖ trailer … data block n ‖ trailer
-///     filter block ‖ trailer      (bloom filter over every key)
+///     filter block ‖ trailer      (bloom filter over every key; pass-all when the point index filters)
 ///     index block ‖ trailer       (last key of each data block → handle)
 ///     properties block ‖ trailer
-///     footer (52 bytes)
+///     point index block ‖ trailer (optional: key hash → data block and restart)
+///     footer (64 bytes)
 ///
 ///     trailer: compression kind u8 ‖ masked crc32c (4) of
 ///              stored bytes ‖ kind ‖ file number u64 ‖ block offset u64
-///     footer:  filter, index, properties handles (offset u64 ‖ size u32 each) ‖
-///              format version u32 ‖ magic "IDEMSST\0" ‖
-///              masked crc32c (4) of the preceding 48 bytes ‖ file number u64
+///     footer:  filter, index, properties, point index handles (offset u64 ‖ size u32 each;
+///              size 0: no point index) ‖ format version u32 ‖ magic "IDEMSST\0" ‖
+///              masked crc32c (4) of the preceding 60 bytes ‖ file number u64
+///
+/// Version 1 (still read) had no point index and a 52-byte footer of three
+/// handles; both footers end in version ‖ magic ‖ checksum, which is how a
+/// reader tells them apart.
 ///
 /// Binding each checksum to the file number and offset means a block read
 /// from the wrong place, or a file renamed over another, fails validation.
 enum TableFormat {
     static let magic: [UInt8] = Array("IDEMSST\0".utf8)
-    static let version: UInt32 = 1
-    static let footerSize = 52
+    static let version: UInt32 = 2
+    /// The footer of each version this build reads, by version.
+    static let footerSizes: [UInt32: Int] = [1: 52, 2: 64]
+    /// Version, magic and checksum: the end every footer shares.
+    static let footerTailSize = 16
     static let trailerSize = 5
     static let fileSuffix = ".sst"
+    /// The handle that says a block is absent (a present block is never empty).
+    static let absentBlock = BlockHandle(offset: 0, size: 0)
 
     static func fileName(_ number: UInt64) -> String {
         let digits = String(number)

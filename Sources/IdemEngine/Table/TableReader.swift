@@ -1,5 +1,6 @@
-/// An open SSTable: footer, index, filter and properties held in memory,
-/// data blocks read on demand through the shared block cache.
+/// An open SSTable: footer, index, filter, properties and point index (with
+/// every data block's handle, for it) held in memory, data blocks read on
+/// demand through the shared block cache.
 ///
 /// Every structure read is validated (checksums bound to file number and
 /// offset, lengths, ordering); any failure is an `EngineError.corruption`
@@ -11,43 +12,50 @@ final class TableReader: Sendable {
     let size: Int64
     private let index: Block
     private let filter: BloomFilter
+    /// Present when the table has a point index: point lookups then skip
+    /// the filter and the index block.
+    private let pointLookup: PointLookup?
     private let cache: BlockCache
+
+    /// A point index with what it needs to be used: every data block's
+    /// handle, by ordinal (`blocks.count` is the table's data block count,
+    /// which every slot was validated against).
+    private struct PointLookup: Sendable {
+        let index: PointIndex
+        let blocks: [BlockHandle]
+    }
 
     var path: String { file.path }
 
     private init(fileNumber: UInt64, file: any ReadableFile, properties: TableProperties, index: Block,
-                 filter: BloomFilter, cache: BlockCache) {
+                 filter: BloomFilter, pointLookup: PointLookup?, cache: BlockCache) {
         self.fileNumber = fileNumber
         self.file = file
         self.properties = properties
         self.size = file.size
         self.index = index
         self.filter = filter
+        self.pointLookup = pointLookup
         self.cache = cache
     }
 
+    /// Whether point lookups go through a point index.
+    var hasPointIndex: Bool { pointLookup != nil }
+
+    /// Bytes of memory the table's lookup structures hold (filter, index,
+    /// point index), for statistics.
+    var memoryBytes: Int {
+        filter.memoryBytes + index.memoryBytes
+            + (pointLookup.map { $0.index.memoryBytes + $0.blocks.count * MemoryLayout<BlockHandle>.stride } ?? 0)
+    }
+
     static func open(_ file: any ReadableFile, fileNumber: UInt64, cache: BlockCache) throws(EngineError) -> TableReader {
-        let size = file.size
         let corrupt = { (offset: Int64, detail: String) in
             EngineError.corruption(file: file.path, offset: Int(offset), detail: detail)
         }
-        guard size >= Int64(TableFormat.footerSize) else { throw corrupt(0, "file shorter than a table footer") }
-        let footerOffset = size - Int64(TableFormat.footerSize)
-        let footer: [UInt8]
-        do { footer = try file.read(at: footerOffset, count: TableFormat.footerSize) } catch { throw .io(error) }
-        let (handles, problem) = footer.withUnsafeBytes { raw -> ([BlockHandle], String?) in
-            var crc = CRC32C()
-            crc.update(UnsafeRawBufferPointer(rebasing: raw[0..<48]))
-            crc.update(fileNumber)
-            guard crc.masked == raw.loadFixed32(at: 48) else { return ([], "footer checksum mismatch (or wrong file number)") }
-            guard raw[40..<48].elementsEqual(TableFormat.magic) else { return ([], "bad magic") }
-            let version = raw.loadFixed32(at: 36)
-            guard version == TableFormat.version else { return ([], "unsupported table format version \(version)") }
-            let handles = (0..<3).map { BlockHandle(offset: raw.loadFixed64(at: $0 * 12), size: raw.loadFixed32(at: $0 * 12 + 8)) }
-            return (handles, nil)
-        }
-        if let problem { throw corrupt(footerOffset, problem) }
+        let (handles, footerOffset) = try readFooter(file, fileNumber: fileNumber)
         for handle in handles where handle.offset + UInt64(handle.size) + UInt64(TableFormat.trailerSize) > UInt64(footerOffset) {
+            guard handle != TableFormat.absentBlock else { continue }
             throw corrupt(footerOffset, "block handle past the footer")
         }
         let filterBytes = try readRaw(file, fileNumber: fileNumber, handle: handles[0])
@@ -65,7 +73,75 @@ final class TableReader: Sendable {
         case .failure(let error):
             throw corrupt(Int64(handles[2].offset), "properties: \(error.detail)")
         }
-        return TableReader(fileNumber: fileNumber, file: file, properties: properties, index: index, filter: filter, cache: cache)
+        var pointLookup: PointLookup?
+        if handles.count > 3, handles[3] != TableFormat.absentBlock {
+            let blocks: [BlockHandle]
+            do { blocks = try dataBlockHandles(index) } catch { throw corrupt(Int64(handles[1].offset), "index: \(error.detail)") }
+            guard UInt64(blocks.count) == properties.dataBlocks else {
+                throw corrupt(Int64(handles[1].offset), "index lists \(blocks.count) data blocks, properties say \(properties.dataBlocks)")
+            }
+            let encoded = try readRaw(file, fileNumber: fileNumber, handle: handles[3])
+            guard let pointIndex = PointIndex(encoded, dataBlocks: blocks.count) else {
+                throw corrupt(Int64(handles[3].offset), "malformed point index")
+            }
+            pointLookup = PointLookup(index: pointIndex, blocks: blocks)
+        }
+        return TableReader(fileNumber: fileNumber, file: file, properties: properties, index: index, filter: filter,
+                           pointLookup: pointLookup, cache: cache)
+    }
+
+    /// The footer's block handles (three in version 1, four in version 2)
+    /// and the footer's offset, once its magic, version and checksum hold.
+    private static func readFooter(_ file: any ReadableFile, fileNumber: UInt64) throws(EngineError) -> ([BlockHandle], Int64) {
+        let size = file.size
+        let corrupt = { (offset: Int64, detail: String) in
+            EngineError.corruption(file: file.path, offset: Int(offset), detail: detail)
+        }
+        let largest = TableFormat.footerSizes.values.max()!
+        let tailLength = Int(min(size, Int64(largest)))
+        guard tailLength >= TableFormat.footerTailSize else { throw corrupt(0, "file shorter than a table footer") }
+        let tail: [UInt8]
+        do { tail = try file.read(at: size - Int64(tailLength), count: tailLength) } catch { throw .io(error) }
+        let parsed = tail.withUnsafeBytes { raw -> Result<([BlockHandle], Int64), EngineError> in
+            let shared = tailLength - TableFormat.footerTailSize
+            guard raw[(shared + 4)..<(shared + 12)].elementsEqual(TableFormat.magic) else {
+                return .failure(corrupt(size - Int64(TableFormat.footerTailSize), "bad magic"))
+            }
+            let version = raw.loadFixed32(at: shared)
+            guard let footerSize = TableFormat.footerSizes[version] else {
+                return .failure(corrupt(size - Int64(TableFormat.footerTailSize), "unsupported table format version \(version)"))
+            }
+            guard footerSize <= tailLength else { return .failure(corrupt(0, "file shorter than a table footer")) }
+            let start = tailLength - footerSize
+            let footerOffset = size - Int64(footerSize)
+            var crc = CRC32C()
+            crc.update(UnsafeRawBufferPointer(rebasing: raw[start..<(tailLength - 4)]))
+            crc.update(fileNumber)
+            guard crc.masked == raw.loadFixed32(at: tailLength - 4) else {
+                return .failure(corrupt(footerOffset, "footer checksum mismatch (or wrong file number)"))
+            }
+            let handles = (0..<((footerSize - TableFormat.footerTailSize) / 12)).map {
+                BlockHandle(offset: raw.loadFixed64(at: start + $0 * 12), size: raw.loadFixed32(at: start + $0 * 12 + 8))
+            }
+            return .success((handles, footerOffset))
+        }
+        return try parsed.get()
+    }
+
+    /// Every data block's handle, in order, from the index block.
+    private static func dataBlockHandles(_ index: Block) throws(TableCorruption) -> [BlockHandle] {
+        var iterator = BlockIterator(index)
+        var handles: [BlockHandle] = []
+        try iterator.seekToFirst()
+        while iterator.isValid {
+            guard let handle = iterator.withValue({ raw -> BlockHandle? in
+                var cursor = ByteCursor(raw)
+                return BlockHandle.decode(&cursor)
+            }) else { throw TableCorruption(detail: "bad block handle in index") }
+            handles.append(handle)
+            try iterator.next()
+        }
+        return handles
     }
 
     /// Reads, verifies and decompresses one block (the filter, index and
@@ -181,31 +257,70 @@ final class TableReader: Sendable {
         return try? cache.block(for: key) { () throws(EngineError) -> Block in block }
     }
 
-    func mayContain(hash: UInt64) -> Bool {
-        filter.mayContain(hash: hash)
-    }
-
     /// The entry stored for `key`, if any (tombstones and expired entries
-    /// included; visibility is the caller's business).
+    /// included; visibility is the caller's business). Through the point
+    /// index when the table has one; otherwise the bloom filter first (it
+    /// rejects almost every table, cheaper than the key range check), then
+    /// the index block.
     func get(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry? {
-        guard filter.mayContain(hash: hash) else { return nil }
+        if let pointLookup { return try find(key, hash: hash, through: pointLookup, cachedOnly: false) ?? nil }
+        guard filter.mayContain(hash: hash), inKeyRange(key) else { return nil }
         return try find(key)
     }
 
-    /// `get` without the filter check (the caller has made it).
+    /// `get` without touching the disk: `.some` is the answer, `nil` means
+    /// a block that may hold `key` is not cached.
+    func getCached(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry?? {
+        if let pointLookup { return try find(key, hash: hash, through: pointLookup, cachedOnly: true) }
+        guard filter.mayContain(hash: hash), inKeyRange(key) else { return .some(nil) }
+        return try findCached(key)
+    }
+
+    private func inKeyRange(_ key: UnsafeRawBufferPointer) -> Bool {
+        ByteOrder.compare(properties.smallestKey, key) <= 0 && ByteOrder.compare(properties.largestKey, key) >= 0
+    }
+
+    /// A point lookup through the point index: each candidate location
+    /// (almost always one, the key's) is checked against the block — the
+    /// index holds no keys, so only an exact match in the block answers.
+    /// With `cachedOnly`, nil when a candidate's block would be read from
+    /// disk.
+    private func find(_ key: UnsafeRawBufferPointer, hash: UInt64, through lookup: PointLookup,
+                      cachedOnly: Bool) throws(EngineError) -> VersionedEntry?? {
+        var answer: VersionedEntry?? = .some(nil)
+        _ = try lookup.index.firstCandidate(hash: hash) { (ordinal, restart) throws(EngineError) -> Bool in
+            let handle = lookup.blocks[ordinal]
+            let block: Block
+            if cachedOnly {
+                guard let cached = cachedDataBlock(handle) else {
+                    answer = nil
+                    return true
+                }
+                block = cached
+            } else {
+                block = try dataBlock(handle)
+            }
+            guard let found = try entry(key, in: block, fromRestart: restart, at: handle.offset) else { return false }
+            answer = .some(found)
+            return true
+        }
+        return answer
+    }
+
+    /// `get` through the index block, after the filter (no point index).
     ///
     /// A point lookup reads one data block: the first whose index
     /// separator is `>= key`. A key below that separator but not in the
     /// block lies between the block's last key and the next block's first
     /// — in no block. No iterator and no key is built on the way.
-    func find(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry? {
+    private func find(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry? {
         guard let handle = try blockHandle(covering: key) else { return nil }
         return try entry(key, in: dataBlock(handle), at: handle.offset)
     }
 
     /// `find` without touching the disk: `.some` is the answer (an entry
     /// or nil), `nil` means the block that may hold `key` is not cached.
-    func findCached(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry?? {
+    private func findCached(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry?? {
         guard let handle = try blockHandle(covering: key) else { return .some(nil) }
         guard let block = cachedDataBlock(handle) else { return nil }
         return .some(try entry(key, in: block, at: handle.offset))
@@ -228,11 +343,18 @@ final class TableReader: Sendable {
         }
     }
 
-    /// The entry for exactly `key` in `block`, if it holds one.
-    private func entry(_ key: UnsafeRawBufferPointer, in block: Block, at offset: UInt64) throws(EngineError) -> VersionedEntry? {
+    /// The entry for exactly `key` in `block`, if it holds one; searched
+    /// from restart point `restart` when given (see `BlockIterator.locate`).
+    private func entry(_ key: UnsafeRawBufferPointer, in block: Block, fromRestart restart: Int? = nil,
+                       at offset: UInt64) throws(EngineError) -> VersionedEntry? {
         let found = block.withBytes { raw in
             Result { () throws(TableCorruption) -> VersionedEntry? in
-                guard let (entry, exact) = try BlockIterator.locate(key, in: block, raw: raw), exact else { return nil }
+                let located = if let restart {
+                    try BlockIterator.locate(key, in: block, raw: raw, fromRestart: restart)
+                } else {
+                    try BlockIterator.locate(key, in: block, raw: raw)
+                }
+                guard let (entry, exact) = located, exact else { return nil }
                 return try TableEntryCodec.decode(key: key, value: UnsafeRawBufferPointer(rebasing: raw[entry.value]))
             }
         }
@@ -249,8 +371,9 @@ final class TableReader: Sendable {
         .corruption(file: path, offset: Int(offset), detail: detail)
     }
 
-    /// Reads and verifies every data block and entry (for `idem check`).
-    /// Returns the number of entries.
+    /// Reads and verifies every data block and entry, and that the point
+    /// index finds every key (for `idem check`). Returns the number of
+    /// entries.
     func verify() throws(EngineError) -> UInt64 {
         var iterator = makeIterator()
         try iterator.seekToFirst()
@@ -260,7 +383,17 @@ final class TableReader: Sendable {
             if let previous, !previous.lexicographicallyPrecedes(iterator.key) {
                 throw corruption(at: iterator.blockOffset, "keys out of order")
             }
-            _ = try iterator.entry()
+            let entry = try iterator.entry()
+            if let pointLookup {
+                let found = iterator.key.withUnsafeBytes { key in
+                    Result { () throws(EngineError) -> VersionedEntry? in
+                        try find(key, hash: Hash64.hash(key), through: pointLookup, cachedOnly: false) ?? nil
+                    }
+                }
+                guard try found.get()?.sequence == entry.sequence else {
+                    throw corruption(at: iterator.blockOffset, "the point index does not lead to a key of this block")
+                }
+            }
             previous = iterator.key
             count += 1
             try iterator.next()

@@ -32,12 +32,14 @@ public enum FuzzingHooks {
         _ = try? ManifestState.read(fileSystem: fileSystem, directory: "/")
     }
 
-    /// A valid table holding `count` small entries, for seed corpora.
-    public static func sampleTable(count: Int) -> [UInt8] {
+    /// A valid table holding `count` small entries, for seed corpora; with
+    /// a point index in place of the bloom filter when `pointIndex`.
+    public static func sampleTable(count: Int, pointIndex: Bool = false) -> [UInt8] {
         let fileSystem = SimulatedFileSystem()
         guard let file = try? fileSystem.openForAppending("/t.sst") else { return [] }
         var options = TableOptions()
         options.blockSize = 256
+        options.pointIndex = pointIndex
         let builder = TableBuilder(file: file, fileNumber: 1, options: options, partition: 3_600_000, tier: .hot, createdAt: 1)
         for index in 0..<count {
             let key = Array("key-\(1000 + index)".utf8)
