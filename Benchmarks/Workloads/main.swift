@@ -39,7 +39,9 @@ if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "kv" {
     }
     let present = keys(seed: 1), absent = keys(seed: 2)
     let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
-    let options = EngineOptions(durability: .never)
+    var options = EngineOptions(durability: .never)
+    // IDEM_HOT_POINT_INDEX=0: hot tables with the bloom filter alone (A/B runs).
+    options.hotPointIndex = ProcessInfo.processInfo.environment["IDEM_HOT_POINT_INDEX"] != "0"
     var engine = try Engine.open(directory: directory, options: options)
     let fill = try await asyncSeconds { for key in present { try await engine.put(key, value) } }
     var found = 0
@@ -55,30 +57,40 @@ if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "kv" {
 // `idem-workloads lookups DIR N`: point lookups served by tables alone —
 // N keys (as `kv`) filled, flushed and reopened with the default 64 MiB
 // block cache; after a warm pass, three timed passes over the keys in a
-// shuffled order. Prints: engine n best_us_per_get tables found
+// shuffled order, and three over as many absent keys (seed 2). Prints:
+// engine n best_us_per_hit best_us_per_miss tables found.
+// IDEM_HOT_POINT_INDEX=0 as for `kv`.
 if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "lookups" {
     let directory = CommandLine.arguments[2]
     let count = Int(CommandLine.arguments[3]) ?? 1_000_000
-    var generator = SplitMix64(seed: 1)
-    var present: [[UInt8]] = (0..<count).map { _ in
-        let (a, b) = (generator.next(), generator.next())
-        return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
+    func keys(seed: UInt64) -> [[UInt8]] {
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in
+            let (a, b) = (generator.next(), generator.next())
+            return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
+        }
     }
+    var present = keys(seed: 1)
+    let absent = keys(seed: 2)
     let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
-    let options = EngineOptions(durability: .never)
+    var options = EngineOptions(durability: .never)
+    options.hotPointIndex = ProcessInfo.processInfo.environment["IDEM_HOT_POINT_INDEX"] != "0"
     var engine = try Engine.open(directory: directory, options: options)
     for key in present { try await engine.put(key, value) }
     try await engine.flush()
     try engine.close()
     engine = try Engine.open(directory: directory, options: options)
+    var generator = SplitMix64(seed: 4)
     present.shuffle(using: &generator)
     var found = 0
     for key in present where try engine.get(key) != nil { found += 1 }
-    var best = Double.infinity
+    var bestHit = Double.infinity, bestMiss = Double.infinity
     for _ in 0..<3 {
-        best = min(best, try seconds { for key in present where try engine.get(key) != nil { found += 1 } })
+        bestHit = min(bestHit, try seconds { for key in present where try engine.get(key) != nil { found += 1 } })
+        bestMiss = min(bestMiss, try seconds { for key in absent where try engine.get(key) != nil { found += 1_000_000_000 } })
     }
-    print(String(format: "idem %d %.3f %d %d", count, best * 1e6 / Double(count), engine.statistics.tables, found))
+    print(String(format: "idem %d %.3f %.3f %d %d", count, bestHit * 1e6 / Double(count), bestMiss * 1e6 / Double(count),
+                 engine.statistics.tables, found))
     try engine.close()
     exit(0)
 }

@@ -61,10 +61,10 @@ public struct EngineOptions: Sendable {
     /// Bloom filter bits per key (see `BloomFilter` for why 20).
     public var bloomBitsPerKey = 20
     /// Hot tables carry a point index (a hash of every key to its block and
-    /// restart interval) in place of the bloom filter: a point lookup is one
-    /// probe and one block instead of a filter probe, an index-block search
-    /// and a block search — for ~11 bytes of memory per key instead of the
-    /// filter's 2.5. Cold tables always use the filter.
+    /// restart interval) behind their bloom filter: a lookup the filter
+    /// passes is one probe and one block instead of an index-block search
+    /// and a block search — for ~11 bytes of memory per key on top of the
+    /// filter's 2.5. Cold tables have the filter alone.
     public var hotPointIndex = true
     /// Data block size and compression of freshly written (hot) tables.
     /// 4 KiB, as LevelDB: a point read that misses the block cache reads,
@@ -80,13 +80,22 @@ public struct EngineOptions: Sendable {
     public var coldZstdLevel: Int32 = 6
     /// Where cold tables live (a cheaper disk, say); `<directory>/cold` when nil.
     public var coldDirectory: String?
-    /// A partition's hot tables are merged once there are this many.
+    /// The fewest tables of a partition (and tier) merged at once.
     public var compactionTrigger = 4
+    /// Tables of a partition are merged in runs of similar size: an older
+    /// table joins a run while it is at most `1 + compactionSizeRatio`
+    /// times the run's bytes so far (`CompactionPicker`). Larger values
+    /// merge more eagerly (fewer tables, more rewriting).
+    public var compactionSizeRatio = 1.0
     /// Run flushes, partition drops and compactions on a background thread,
     /// checking at least this often (milliseconds). With `false`, nothing
     /// happens until `Engine.runMaintenance()` is called (tests).
     public var backgroundMaintenance = true
     public var maintenanceInterval: Int64 = 1000
+
+    /// Tests: called on the maintenance thread each time a merge pauses
+    /// to let flushes in, before it looks for sealed memtables.
+    var onCompactionPause: (@Sendable () -> Void)?
 
     public var fileSystem: any FileSystem = PosixFileSystem()
     public var clock: any WallClock = SystemClock()

@@ -193,9 +193,16 @@ final class Maintenance: Sendable {
         BackgroundReclaimer.shared.release((ended, doomed))
     }
 
-    /// Moves aged hot tables to the cold tier, and merges a partition's
-    /// tables of one tier once there are `compactionTrigger` of them.
+    /// Moves aged hot tables to the cold tier, and merges runs of a
+    /// partition's tables of one tier as `CompactionPicker` chooses them.
+    ///
+    /// A merge stops to flush whenever memtables are waiting: a merge of a
+    /// large partition takes seconds, and writers stall once
+    /// `maxSealedMemtables` wait behind it. Flushing in the middle is safe:
+    /// a flush only adds tables newer than every input, and the merge's
+    /// edit removes exactly its inputs.
     private func compact(_ versions: VersionSet, now: Int64, into report: inout MaintenanceReport) throws(EngineError) {
+        let picker = CompactionPicker(width: options.compactionTrigger, sizeRatio: options.compactionSizeRatio)
         for (end, tables) in versions.current.partitions {
             let hot = tables.filter { $0.metadata.tier == .hot }
             let aged = hot.filter { now - $0.metadata.createdAt >= options.coldAfter }
@@ -204,12 +211,16 @@ final class Maintenance: Sendable {
                 jobs.append((aged, .cold))
             }
             let young = hot.filter { now - $0.metadata.createdAt < options.coldAfter }
-            if young.count >= options.compactionTrigger { jobs.append((young, .hot)) }
-            let cold = tables.filter { $0.metadata.tier == .cold }
-            if cold.count >= options.compactionTrigger { jobs.append((cold, .cold)) }
+            if let run = picker.pick(young) { jobs.append((Array(run), .hot)) }
+            if let run = picker.pick(tables.filter { $0.metadata.tier == .cold }) { jobs.append((Array(run), .cold)) }
             for job in jobs {
-                let outcome = try Compaction(versions: versions, inputs: job.inputs, partitionEnd: end, outputTier: job.tier,
-                                             options: job.tier == .hot ? hotOptions : coldOptions, now: now).run()
+                let compaction = Compaction(versions: versions, inputs: job.inputs, partitionEnd: end, outputTier: job.tier,
+                                            options: job.tier == .hot ? hotOptions : coldOptions, now: now)
+                let outcome = try compaction.run { () throws(EngineError) in
+                    options.onCompactionPause?()
+                    guard !views.current.sealed.isEmpty else { return }
+                    try flushSealed(versions, now: options.clock.nowMilliseconds(), into: &report)
+                }
                 let version = try apply(versions, outcome.edit, added: outcome.added)
                 views.install(version)
                 versions.deleteFiles(of: outcome.removed)

@@ -1,10 +1,11 @@
 /// Merges tables of one partition into one table.
 ///
-/// Strategy: size-tiered within a partition. Idempotency data is written
-/// once, read a few times and then expires with its whole partition, so
-/// rewriting it level by level (leveled compaction) would spend write
-/// bandwidth on data about to be deleted for free. A partition's hot tables
-/// are merged only once there are enough of them to slow reads
+/// Strategy: size-tiered within a partition (`CompactionPicker` chooses
+/// the tables). Idempotency data is written once, read a few times and
+/// then expires with its whole partition, so rewriting it level by level
+/// (leveled compaction) would spend write bandwidth on data about to be
+/// deleted for free. A partition's hot tables are merged in runs of
+/// similar size, once there are enough of them to slow reads
 /// (`EngineOptions.compactionTrigger`), and aged hot tables are merged into
 /// the cold tier with stronger compression. Compaction never crosses
 /// partitions, so it can never break the placement rule.
@@ -22,6 +23,9 @@ struct Compaction {
     let options: TableOptions
     let now: Int64
 
+    /// Keys merged between calls to `run`'s `pause`: a few milliseconds.
+    static let pauseInterval = 4096
+
     struct Outcome {
         var edit: VersionEdit
         var added: [LiveTable]
@@ -32,7 +36,9 @@ struct Compaction {
         var bytesWritten: UInt64 = 0
     }
 
-    func run() throws(EngineError) -> Outcome {
+    /// Merges the inputs; calls `pause` every `pauseInterval` keys, where
+    /// the caller may do more urgent work (a flush) on this thread.
+    func run(pause: () throws(EngineError) -> Void = {}) throws(EngineError) -> Outcome {
         let version = versions.current
         let excluded = Set(inputs.map(\.number))
         var iterators = inputs.map { $0.reader.makeIterator() }
@@ -43,7 +49,13 @@ struct Compaction {
         let writer = try TableFileWriter(versions: versions, partitionEnd: partitionEnd, tier: outputTier,
                                          options: options, createdAt: now)
         do throws(EngineError) {
+            var keysSincePause = 0
             while true {
+                keysSincePause += 1
+                if keysSincePause == Self.pauseInterval {
+                    keysSincePause = 0
+                    try pause()
+                }
                 // The smallest current key, and the newest entry for it.
                 var smallest: [UInt8]?
                 for iterator in iterators where iterator.isValid {

@@ -27,10 +27,6 @@ struct BloomFilterBuilder {
         hashes.append(hash)
     }
 
-    /// The encoding of a filter that answers "maybe" for every key: the
-    /// filter block of a table whose point index does the filtering.
-    static let passAll: [UInt8] = [1, 0, 0, 0, 0]
-
     func finish() -> [UInt8] {
         let probes = UInt8(min(16, max(1, Int((Double(bitsPerKey) * 0.69).rounded()))))
         let blockCount = max(1, (hashes.count * bitsPerKey + 511) / 512)

@@ -1,14 +1,15 @@
 /// A hash index over a table's keys: for a key's hash, the data block and
 /// the restart interval within it where the key is, if the table holds it.
 ///
-/// Why: a point lookup through the bloom filter and the index block pays a
-/// cache miss for the filter, then a binary search of the index (a miss at
-/// each of its lower levels), then the search of the restart windows in the
-/// data block. Here the probe is the filter and the search at once — one
-/// cache line of slots names the block and the restart — so a hit costs
-/// the probe, the block and the entries of one restart interval; a miss
-/// costs the probe alone (RocksDB's hash index for plain tables and its
-/// data-block hash index serve the same purpose).
+/// Why: a point lookup through the index block pays a binary search of the
+/// index (a cache miss at each of its lower levels), then the search of
+/// the restart windows in the data block. Here one probe — one cache line
+/// of slots — names the block and the restart, so a hit costs the probe,
+/// the block and the entries of one restart interval (RocksDB's hash index
+/// for plain tables and its data-block hash index serve the same purpose).
+/// The table's bloom filter still answers first: at 2.5 bytes a key it
+/// stays in the CPU's cache where these 11 do not, so the lookups that miss
+/// the table (most of them, across many tables) stop at the filter.
 ///
 /// Layout (the table's point index block, docs/FORMAT.md): `slot count u32
 /// ‖ slots u64 × count` (little-endian). A slot is
@@ -21,8 +22,7 @@
 /// Slots whose tag matches are candidates, in probe order. The builder
 /// keeps at most three slots in four full, so a miss probes about eight
 /// slots (one or two cache lines) and meets a matching tag with probability
-/// ~8 / 65,536 ≈ 0.01 % — the false-positive rate of the 20-bit bloom
-/// filter it replaces, for ~11 bytes of memory per key instead of 2.5.
+/// ~8 / 65,536 ≈ 0.01 %: the filter's false positives rarely reach a block.
 ///
 /// Invariant (reader): `slots` is never full — an empty slot ends every probe
 /// (the reader also bounds a probe by the slot count, so a corrupt index
@@ -97,12 +97,12 @@ struct PointIndex: Sendable {
 
 /// Collects each key's hash and location as a table is built.
 struct PointIndexBuilder {
-    /// Every key's hash, in order: also what a bloom filter is built from
-    /// when the locations do not fit.
+    /// Every key's hash, in order: also what the table's bloom filter is
+    /// built from.
     private(set) var hashes: [UInt64] = []
     private var locations: [UInt64] = []
     /// False once a location did not fit a slot (a block ordinal past 32
-    /// bits, a restart ordinal past 16); the table then gets a bloom filter.
+    /// bits, a restart ordinal past 16); the table then has the filter alone.
     private(set) var fits = true
 
     mutating func add(hash: UInt64, block: Int, restart: Int) {

@@ -12,8 +12,8 @@ final class TableReader: Sendable {
     let size: Int64
     private let index: Block
     private let filter: BloomFilter
-    /// Present when the table has a point index: point lookups then skip
-    /// the filter and the index block.
+    /// Present when the table has a point index: point lookups that pass
+    /// the filter then skip the index block.
     private let pointLookup: PointLookup?
     private let cache: BlockCache
 
@@ -258,21 +258,25 @@ final class TableReader: Sendable {
     }
 
     /// The entry stored for `key`, if any (tombstones and expired entries
-    /// included; visibility is the caller's business). Through the point
-    /// index when the table has one; otherwise the bloom filter first (it
-    /// rejects almost every table, cheaper than the key range check), then
-    /// the index block.
+    /// included; visibility is the caller's business). The bloom filter
+    /// first: it rejects almost every table a key is not in, and at 2.5
+    /// bytes a key it stays in the CPU's cache where the point index (11)
+    /// does not — a miss across many tables costs a filter probe each.
+    /// Then the point index when the table has one, else the key range
+    /// and the index block.
     func get(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry? {
+        guard filter.mayContain(hash: hash) else { return nil }
         if let pointLookup { return try find(key, hash: hash, through: pointLookup, cachedOnly: false) ?? nil }
-        guard filter.mayContain(hash: hash), inKeyRange(key) else { return nil }
+        guard inKeyRange(key) else { return nil }
         return try find(key)
     }
 
     /// `get` without touching the disk: `.some` is the answer, `nil` means
     /// a block that may hold `key` is not cached.
     func getCached(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry?? {
+        guard filter.mayContain(hash: hash) else { return .some(nil) }
         if let pointLookup { return try find(key, hash: hash, through: pointLookup, cachedOnly: true) }
-        guard filter.mayContain(hash: hash), inKeyRange(key) else { return .some(nil) }
+        guard inKeyRange(key) else { return .some(nil) }
         return try findCached(key)
     }
 

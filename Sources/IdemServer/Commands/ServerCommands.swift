@@ -214,6 +214,8 @@ enum ServerCommands {
             ("flushes", String(statistics.maintenance.flushes)),
             ("partitions_dropped", String(statistics.maintenance.partitionsDropped)),
             ("compactions", String(statistics.maintenance.compactions)),
+            ("compaction_bytes_read", String(statistics.maintenance.compactionBytesRead)),
+            ("compaction_bytes_written", String(statistics.maintenance.compactionBytesWritten)),
             ("block_cache_hits", String(statistics.blockCacheHits)), ("block_cache_misses", String(statistics.blockCacheMisses)),
             ("idem_acquired", String(idempotency.acquired)), ("idem_replayed", String(idempotency.replayed)),
             ("idem_in_progress_conflicts", String(idempotency.inProgressConflicts)),

@@ -1,0 +1,141 @@
+import Synchronization
+import Testing
+@testable import IdemEngine
+
+/// Which tables a merge takes (`CompactionPicker`), and what the engine
+/// does with the choice: a large old table stays put while fresh flushes
+/// merge, and a merge lets waiting flushes in.
+@Suite struct CompactionPickerTests {
+    static let hour: Int64 = 3_600_000
+    let picker = CompactionPicker(width: 4, sizeRatio: 1.0)
+
+    @Test func fewerTablesThanTheWidthAreLeftAlone() {
+        #expect(picker.pick(sizesNewestFirst: []) == nil)
+        #expect(picker.pick(sizesNewestFirst: [10, 10, 10]) == nil)
+    }
+
+    @Test func equalFreshTablesMergeTogether() {
+        #expect(picker.pick(sizesNewestFirst: [10, 9, 11, 10]) == 0..<4)
+        // The run takes an older table while it is at most twice the run so far.
+        #expect(picker.pick(sizesNewestFirst: [10, 10, 10, 10, 80]) == 0..<5)
+    }
+
+    @Test func aLargeOldTableWaitsUntilTheNewerDataMatchesIt() {
+        // 40 bytes of fresh tables do not pull in a 1000-byte table...
+        #expect(picker.pick(sizesNewestFirst: [10, 10, 10, 10, 1000]) == 0..<4)
+        // ...and with too few fresh ones nothing merges at all.
+        #expect(picker.pick(sizesNewestFirst: [10, 10, 10, 1000]) == nil)
+        #expect(picker.pick(sizesNewestFirst: [400, 300, 200, 100, 1000]) == 0..<5)
+    }
+
+    @Test func aRunMayStartPastTheNewestTable() {
+        // The newest table is much smaller than the next: the run starts there.
+        #expect(picker.pick(sizesNewestFirst: [1, 50, 50, 50, 50]) == 1..<5)
+    }
+
+    @Test func tooManyTablesMergeTheNewestWhateverTheSizes() {
+        let geometric: [UInt64] = (0..<15).map { 1 << (3 * $0) }
+        #expect(picker.pick(sizesNewestFirst: geometric) == nil, "15 tables, each 8x the next newer: no run")
+        #expect(picker.pick(sizesNewestFirst: [1] + geometric) == 0..<4, "at 16 tables the newest 4 merge")
+    }
+
+    @Test func theWidthIsAtLeastTwoAndTheRatioNeverNegative() {
+        let single = CompactionPicker(width: 1, sizeRatio: -3)
+        #expect(single.width == 2 && single.sizeRatio == 0)
+        #expect(single.pick(sizesNewestFirst: [7]) == nil, "a table is never merged alone")
+        #expect(single.pick(sizesNewestFirst: [7, 7]) == 0..<2)
+        #expect(single.pick(sizesNewestFirst: [7, 8]) == nil)
+        #expect(CompactionPicker(width: 4, sizeRatio: .nan).sizeRatio == 0)
+    }
+
+    /// Write amplification of the rule over many flushes into one
+    /// partition: what the picker exists for. Merging everything at the
+    /// trigger rewrote ~84 bytes per byte flushed over 500 flushes.
+    @Test func writeAmplificationStaysLogarithmic() {
+        var generator = SplitMix64(seed: 7)
+        var tables: [UInt64] = []
+        var flushed: UInt64 = 0
+        var written: UInt64 = 0
+        var most = 0
+        for _ in 0..<500 {
+            let size = 800 + generator.next() % 200
+            tables.insert(size, at: 0)
+            flushed += size
+            written += size
+            while let run = picker.pick(sizesNewestFirst: tables) {
+                let merged = tables[run].reduce(0, +)
+                written += merged
+                tables.replaceSubrange(run, with: [merged])
+            }
+            most = max(most, tables.count)
+        }
+        #expect(Double(written) / Double(flushed) < 8)
+        #expect(most < picker.maxTables)
+    }
+
+    @Test func aLargeTableIsNotRewrittenByEachMerge() async throws {
+        let store = SimulatedStore()
+        var options = store.lsmOptions()
+        options.compactionTrigger = 3
+        let engine = try store.openLSM(options)
+        let expiry = store.clock.nowMilliseconds() + Self.hour
+        for index in 0..<3000 { try await engine.put(bytes("big-\(index)"), bytes("old \(index)"), expiresAt: expiry) }
+        try await engine.flush()
+        let big = try #require(engine.partitions.first?.tables.first)
+        for round in 0..<3 {
+            for index in 0..<100 {
+                try await engine.put(bytes("small-\(round)-\(index)"), bytes("v"), expiresAt: expiry)
+            }
+            try await engine.put(bytes("big-\(round)"), bytes("new \(round)"), expiresAt: expiry)
+            try await engine.flush()
+        }
+        // Three small tables merged; the large one was left as it was.
+        let tables = try #require(engine.partitions.first?.tables)
+        #expect(engine.statistics.maintenance.compactions == 1)
+        #expect(tables.count == 2)
+        #expect(tables.contains { $0.number == big.number && $0.entries == 3000 })
+        for round in 0..<3 {
+            #expect(try engine.get(bytes("big-\(round)"))?.value == bytes("new \(round)"), "newer versions shadow the large table")
+            #expect(try engine.get(bytes("small-\(round)-99"))?.value == bytes("v"))
+        }
+        #expect(try engine.get(bytes("big-2999"))?.value == bytes("old 2999"))
+        try engine.close()
+    }
+
+    @Test func aMergeLetsWaitingFlushesIn() async throws {
+        let store = SimulatedStore()
+        var options = store.lsmOptions()
+        options.compactionTrigger = 3
+        let target = Mutex<Engine?>(nil)
+        let sealedDuringMerge = Mutex(false)
+        options.onCompactionPause = {
+            guard let engine = target.withLock({ $0 }), !sealedDuringMerge.withLock({ $0 }) else { return }
+            sealedDuringMerge.withLock { $0 = true }
+            var batch = WriteBatch()
+            batch.put(bytes("written-during-merge"), bytes("late"), expiresAt: nil)
+            engine.write(batch) { _ in }
+            try? engine.pipeline.sealNow()
+        }
+        let engine = try store.openLSM(options)
+        target.withLock { $0 = engine }
+        let expiry = store.clock.nowMilliseconds() + Self.hour
+        // Enough keys in the merge for it to pause (every 4096 keys).
+        for round in 0..<3 {
+            for index in 0..<2000 { try await engine.put(bytes("k\(round)-\(index)"), bytes("v\(round)"), expiresAt: expiry) }
+            try await engine.flush()
+        }
+        #expect(sealedDuringMerge.withLock { $0 })
+        #expect(engine.statistics.maintenance.compactions == 1)
+        #expect(engine.statistics.sealedMemtables == 0, "the memtable sealed mid-merge was flushed by the merge's pause")
+        #expect(engine.statistics.maintenance.flushes == 4)
+        #expect(try engine.get(bytes("written-during-merge"))?.value == bytes("late"))
+        #expect(try engine.get(bytes("k0-1999"))?.value == bytes("v0"))
+        target.withLock { $0 = nil }
+        try engine.close()
+        let reopened = try store.openLSM(store.lsmOptions())
+        #expect(try reopened.get(bytes("written-during-merge"))?.value == bytes("late"))
+        #expect(try reopened.get(bytes("k2-0"))?.value == bytes("v2"))
+        #expect(reopened.partitions.flatMap(\.tables).count == 2, "the merged table and the one flushed during the merge")
+        try reopened.close()
+    }
+}
