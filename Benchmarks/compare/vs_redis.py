@@ -139,21 +139,29 @@ class Server:
 
     def memory(self):
         """Redis: used_memory (as the issue compares); Idem: process RSS once
-        no sealed memtable awaits its flush (up to 60 s) and the RSS has
-        stopped falling: less than 1 % lower than 5 s earlier (up to 60 s
-        more). Right after a load, RSS also holds the memtable being
-        written out and the pages the allocator has not yet handed back
-        (jemalloc's background thread returns them as they age, over ~10 s),
-        so a reading taken the moment `sealed_memtables` reaches 0 caught
-        216-455 MB where the settled server holds 68-122 MB (2026-12-04/05,
-        5M keys)."""
+        no sealed memtable awaits its flush and no merge runs (up to 120 s)
+        and the RSS has stopped falling: less than 1 % lower than 5 s
+        earlier (up to 60 s more). Right after a load, RSS also holds the
+        memtable being written out, a merge's buffers, and the pages the
+        allocator has not yet handed back (jemalloc's background thread
+        returns them as they age, over ~10 s), so a reading taken the moment
+        `sealed_memtables` reached 0 caught 216-455 MB where the settled
+        server holds 68-122 MB (2026-12-04/05, 5M keys), and one taken during
+        the load's last merge 345 MB against 113 MB (2026-12-06)."""
         if self.kind == "redis":
             info = self.info("memory")
             return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("used_memory:")))
-        deadline = time.time() + 60
+        def quiet():
+            info = self.info("idem")
+            return "sealed_memtables:0" in info and "compaction_running:1" not in info
+        deadline = time.time() + 120
         while time.time() < deadline:
-            if "sealed_memtables:0" in self.info("idem"):
-                break
+            # Twice, a second apart: a flush's end and the merge it triggers
+            # leave a moment in which neither shows.
+            if quiet():
+                time.sleep(1)
+                if quiet():
+                    break
             time.sleep(0.2)
 
         def rss():

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 @testable import IdemEngine
@@ -137,5 +138,36 @@ import Testing
         #expect(try reopened.get(bytes("k2-0"))?.value == bytes("v2"))
         #expect(reopened.partitions.flatMap(\.tables).count == 2, "the merged table and the one flushed during the merge")
         try reopened.close()
+    }
+
+    @Test func statisticsAnswerWhileAMergeRuns() async throws {
+        let store = SimulatedStore()
+        var options = store.lsmOptions()
+        options.compactionTrigger = 3
+        let target = Mutex<Engine?>(nil)
+        let seen = Mutex<[Bool]>([])
+        options.onCompactionPause = {
+            guard let engine = target.withLock({ $0 }) else { return }
+            // From another thread, as INFO would: it must not wait for the merge.
+            let answered = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                let compacting = engine.statistics.compacting
+                seen.withLock { $0.append(compacting) }
+                answered.signal()
+            }
+            if answered.wait(timeout: .now() + 10) == .timedOut { seen.withLock { $0.append(false) } }
+        }
+        let engine = try store.openLSM(options)
+        target.withLock { $0 = engine }
+        let expiry = store.clock.nowMilliseconds() + Self.hour
+        for round in 0..<3 {
+            for index in 0..<3000 { try await engine.put(bytes("k\(round)-\(index)"), bytes("v"), expiresAt: expiry) }
+            try await engine.flush()
+        }
+        #expect(seen.withLock { $0 } == [true, true], "two pauses in a 9000-key merge, each saw it running")
+        #expect(engine.statistics.compacting == false)
+        #expect(engine.statistics.maintenance.compactions == 1)
+        target.withLock { $0 = nil }
+        try engine.close()
     }
 }

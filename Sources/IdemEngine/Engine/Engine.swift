@@ -300,7 +300,7 @@ public final class Engine: Sendable {
             tableBytes: view.version.tables.reduce(0) { $0 + Int($1.metadata.size) },
             blockCacheBytes: cache.usage, blockCacheHits: cache.hits,
             blockCacheMisses: cache.misses, maintenance: maintenance.totals,
-            maintenanceError: maintenance.lastError.map { "\($0)" })
+            maintenanceError: maintenance.lastError.map { "\($0)" }, compacting: maintenance.isCompacting)
     }
 
     /// Runs, on the caller's thread, the work the background thread does:

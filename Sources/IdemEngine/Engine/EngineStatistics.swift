@@ -51,6 +51,8 @@ public struct EngineStatistics: Sendable {
     public var maintenance: MaintenanceReport
     /// The last background failure, if the last run failed.
     public var maintenanceError: String?
+    /// Whether a merge of tables is running now.
+    public var compacting: Bool
 }
 
 /// What background maintenance did: one run's work, or the totals since open.

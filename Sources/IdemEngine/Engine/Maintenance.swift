@@ -13,8 +13,15 @@ import Synchronization
 final class Maintenance: Sendable {
     private struct Work {
         let versions: VersionSet
+    }
+
+    /// What statistics read, apart from `workLock`: a run holds that for
+    /// as long as a merge takes (seconds), and `INFO` or a metrics scrape
+    /// must not wait for it.
+    private struct Published {
         var totals = MaintenanceReport()
         var lastError: EngineError?
+        var compacting = false
     }
 
     /// Serialises runs (the background thread and `Engine.runMaintenance`).
@@ -28,6 +35,7 @@ final class Maintenance: Sendable {
     private let directory: String
     private let layout: PartitionLayout
     private let pipeline: Mutex<CommitPipeline?> = Mutex(nil)
+    private let published = Mutex(Published())
 
     init(versions: VersionSet, views: ReadViews, options: EngineOptions, directory: String) {
         work = Work(versions: versions)
@@ -77,8 +85,10 @@ final class Maintenance: Sendable {
         pipeline.withLock { $0 = nil }
     }
 
-    var totals: MaintenanceReport { workLock.withLock { work.totals } }
-    var lastError: EngineError? { workLock.withLock { work.lastError } }
+    var totals: MaintenanceReport { published.withLock { $0.totals } }
+    var lastError: EngineError? { published.withLock { $0.lastError } }
+    /// Whether a merge is running now.
+    var isCompacting: Bool { published.withLock { $0.compacting } }
 
     /// Runs `body` with background work held off, so the set of tables and
     /// the WAL segments they make obsolete stay as they are (backups).
@@ -110,13 +120,17 @@ final class Maintenance: Sendable {
                 report.dropSeconds += lap()
                 try compact(work.versions, now: now, into: &report)
                 report.compactionSeconds += lap()
-                work.lastError = nil
             } catch {
-                work.lastError = error
-                work.totals.add(report)
+                published.withLock {
+                    $0.lastError = error
+                    $0.totals.add(report)
+                }
                 throw error
             }
-            work.totals.add(report)
+            published.withLock {
+                $0.lastError = nil
+                $0.totals.add(report)
+            }
             return report
         }
     }
@@ -216,6 +230,8 @@ final class Maintenance: Sendable {
             for job in jobs {
                 let compaction = Compaction(versions: versions, inputs: job.inputs, partitionEnd: end, outputTier: job.tier,
                                             options: job.tier == .hot ? hotOptions : coldOptions, now: now)
+                published.withLock { $0.compacting = true }
+                defer { published.withLock { $0.compacting = false } }
                 let outcome = try compaction.run { () throws(EngineError) in
                     options.onCompactionPause?()
                     guard !views.current.sealed.isEmpty else { return }

@@ -216,6 +216,7 @@ enum ServerCommands {
             ("compactions", String(statistics.maintenance.compactions)),
             ("compaction_bytes_read", String(statistics.maintenance.compactionBytesRead)),
             ("compaction_bytes_written", String(statistics.maintenance.compactionBytesWritten)),
+            ("compaction_running", statistics.compacting ? "1" : "0"),
             ("block_cache_hits", String(statistics.blockCacheHits)), ("block_cache_misses", String(statistics.blockCacheMisses)),
             ("idem_acquired", String(idempotency.acquired)), ("idem_replayed", String(idempotency.replayed)),
             ("idem_in_progress_conflicts", String(idempotency.inProgressConflicts)),
