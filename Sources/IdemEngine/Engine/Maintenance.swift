@@ -19,7 +19,11 @@ final class Maintenance: Sendable {
     /// as long as a merge takes (seconds), and `INFO` or a metrics scrape
     /// must not wait for it.
     private struct Published {
+        /// Finished runs.
         var totals = MaintenanceReport()
+        /// The running run's work so far (a run flushes memtable after
+        /// memtable while writers wait on them: its progress must show).
+        var current = MaintenanceReport()
         var lastError: EngineError?
         var compacting = false
     }
@@ -85,7 +89,17 @@ final class Maintenance: Sendable {
         pipeline.withLock { $0 = nil }
     }
 
-    var totals: MaintenanceReport { published.withLock { $0.totals } }
+    var totals: MaintenanceReport {
+        published.withLock {
+            var totals = $0.totals
+            totals.add($0.current)
+            return totals
+        }
+    }
+
+    private func publishProgress(_ report: MaintenanceReport) {
+        published.withLock { $0.current = report }
+    }
     var lastError: EngineError? { published.withLock { $0.lastError } }
     /// Whether a merge is running now.
     var isCompacting: Bool { published.withLock { $0.compacting } }
@@ -124,12 +138,14 @@ final class Maintenance: Sendable {
                 published.withLock {
                     $0.lastError = error
                     $0.totals.add(report)
+                    $0.current = MaintenanceReport()
                 }
                 throw error
             }
             published.withLock {
                 $0.lastError = nil
                 $0.totals.add(report)
+                $0.current = MaintenanceReport()
             }
             return report
         }
@@ -168,6 +184,7 @@ final class Maintenance: Sendable {
             report.flushes += 1
             report.flushedEntries += outcome.entriesWritten
             report.walSegmentsDeleted += deleteWALSegments(below: oldest.firstUncoveredSegment, versions: versions)
+            publishProgress(report)
             pipeline.withLock { $0 }?.wakeStalledWriters()
         }
         if report.flushes > 0 { MemoryRelease.returnFreedMemory() }
@@ -201,6 +218,7 @@ final class Maintenance: Sendable {
         report.partitionsDropped += ended.count
         report.filesDropped += doomed.count
         report.bytesDropped += doomed.reduce(0) { $0 + $1.metadata.size }
+        publishProgress(report)
         // These are usually the tables' last references: their files'
         // closes (which return the blocks) and the freeing of their filters
         // and indexes are the reclaimer's to do, not this thread's.
@@ -244,6 +262,7 @@ final class Maintenance: Sendable {
                 if job.tier == .cold && job.inputs.first?.metadata.tier == .hot { report.coldMigrations += 1 }
                 report.compactionBytesRead += outcome.bytesRead
                 report.compactionBytesWritten += outcome.bytesWritten
+                publishProgress(report)
             }
         }
     }
