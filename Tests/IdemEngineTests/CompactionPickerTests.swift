@@ -103,27 +103,41 @@ import Testing
         try engine.close()
     }
 
-    @Test func aMergeLetsWaitingFlushesIn() async throws {
+    /// Three tables of `keysPerTable` keys flushed into one partition with
+    /// a trigger of 3, so the third flush merges them; `onPause` runs at
+    /// each of the merge's pauses (every 4096 keys), on the maintenance
+    /// thread. Keys are `k<round>-<index>` with values `v<round>`.
+    private func mergeThreeTables(keysPerTable: Int,
+                                  onPause: @escaping @Sendable (Engine) -> Void) async throws -> (SimulatedStore, Engine) {
         let store = SimulatedStore()
         var options = store.lsmOptions()
         options.compactionTrigger = 3
         let target = Mutex<Engine?>(nil)
-        let sealedDuringMerge = Mutex(false)
         options.onCompactionPause = {
-            guard let engine = target.withLock({ $0 }), !sealedDuringMerge.withLock({ $0 }) else { return }
+            if let engine = target.withLock({ $0 }) { onPause(engine) }
+        }
+        let engine = try store.openLSM(options)
+        target.withLock { $0 = engine }
+        let expiry = store.clock.nowMilliseconds() + Self.hour
+        for round in 0..<3 {
+            for index in 0..<keysPerTable {
+                try await engine.put(bytes("k\(round)-\(index)"), bytes("v\(round)"), expiresAt: expiry)
+            }
+            try await engine.flush()
+        }
+        target.withLock { $0 = nil }
+        return (store, engine)
+    }
+
+    @Test func aMergeLetsWaitingFlushesIn() async throws {
+        let sealedDuringMerge = Mutex(false)
+        let (store, engine) = try await mergeThreeTables(keysPerTable: 2000) { engine in
+            guard !sealedDuringMerge.withLock({ $0 }) else { return }
             sealedDuringMerge.withLock { $0 = true }
             var batch = WriteBatch()
             batch.put(bytes("written-during-merge"), bytes("late"), expiresAt: nil)
             engine.write(batch) { _ in }
             try? engine.pipeline.sealNow()
-        }
-        let engine = try store.openLSM(options)
-        target.withLock { $0 = engine }
-        let expiry = store.clock.nowMilliseconds() + Self.hour
-        // Enough keys in the merge for it to pause (every 4096 keys).
-        for round in 0..<3 {
-            for index in 0..<2000 { try await engine.put(bytes("k\(round)-\(index)"), bytes("v\(round)"), expiresAt: expiry) }
-            try await engine.flush()
         }
         #expect(sealedDuringMerge.withLock { $0 })
         #expect(engine.statistics.maintenance.compactions == 1)
@@ -131,7 +145,6 @@ import Testing
         #expect(engine.statistics.maintenance.flushes == 4)
         #expect(try engine.get(bytes("written-during-merge"))?.value == bytes("late"))
         #expect(try engine.get(bytes("k0-1999"))?.value == bytes("v0"))
-        target.withLock { $0 = nil }
         try engine.close()
         let reopened = try store.openLSM(store.lsmOptions())
         #expect(try reopened.get(bytes("written-during-merge"))?.value == bytes("late"))
@@ -141,13 +154,8 @@ import Testing
     }
 
     @Test func statisticsAnswerWhileAMergeRuns() async throws {
-        let store = SimulatedStore()
-        var options = store.lsmOptions()
-        options.compactionTrigger = 3
-        let target = Mutex<Engine?>(nil)
         let seen = Mutex<[Bool]>([])
-        options.onCompactionPause = {
-            guard let engine = target.withLock({ $0 }) else { return }
+        let (_, engine) = try await mergeThreeTables(keysPerTable: 3000) { engine in
             // From another thread, as INFO would: it must not wait for the merge.
             let answered = DispatchSemaphore(value: 0)
             Thread.detachNewThread {
@@ -157,17 +165,9 @@ import Testing
             }
             if answered.wait(timeout: .now() + 10) == .timedOut { seen.withLock { $0.append(false) } }
         }
-        let engine = try store.openLSM(options)
-        target.withLock { $0 = engine }
-        let expiry = store.clock.nowMilliseconds() + Self.hour
-        for round in 0..<3 {
-            for index in 0..<3000 { try await engine.put(bytes("k\(round)-\(index)"), bytes("v"), expiresAt: expiry) }
-            try await engine.flush()
-        }
         #expect(seen.withLock { $0 } == [true, true], "two pauses in a 9000-key merge, each saw it running")
         #expect(engine.statistics.compacting == false)
         #expect(engine.statistics.maintenance.compactions == 1)
-        target.withLock { $0 = nil }
         try engine.close()
     }
 }
