@@ -23,6 +23,16 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "rss" {
     exit(0)
 }
 
+/// `count` 16-byte keys from splitmix64 `seed` (two words each): the keys
+/// kv_driver.cc generates for the same seed.
+func randomKeys(_ count: Int, seed: UInt64) -> [[UInt8]] {
+    var generator = SplitMix64(seed: seed)
+    return (0..<count).map { _ in
+        let (a, b) = (generator.next(), generator.next())
+        return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
+    }
+}
+
 // `idem-workloads kv DIR N`: the workload of Benchmarks/compare/kv_driver.cc
 // (same keys: splitmix64 seed 1 for present keys, seed 2 for absent ones;
 // 64-byte values; fsync never; one thread). Prints the driver's line:
@@ -30,14 +40,7 @@ if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "rss" {
 if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "kv" {
     let directory = CommandLine.arguments[2]
     let count = Int(CommandLine.arguments[3]) ?? 1_000_000
-    func keys(seed: UInt64) -> [[UInt8]] {
-        var generator = SplitMix64(seed: seed)
-        return (0..<count).map { _ in
-            let (a, b) = (generator.next(), generator.next())
-            return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
-        }
-    }
-    let present = keys(seed: 1), absent = keys(seed: 2)
+    let present = randomKeys(count, seed: 1), absent = randomKeys(count, seed: 2)
     let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
     var options = EngineOptions(durability: .never)
     // IDEM_HOT_POINT_INDEX=0: hot tables with the bloom filter alone (A/B runs).
@@ -63,15 +66,8 @@ if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "kv" {
 if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "lookups" {
     let directory = CommandLine.arguments[2]
     let count = Int(CommandLine.arguments[3]) ?? 1_000_000
-    func keys(seed: UInt64) -> [[UInt8]] {
-        var generator = SplitMix64(seed: seed)
-        return (0..<count).map { _ in
-            let (a, b) = (generator.next(), generator.next())
-            return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
-        }
-    }
-    var present = keys(seed: 1)
-    let absent = keys(seed: 2)
+    var present = randomKeys(count, seed: 1)
+    let absent = randomKeys(count, seed: 2)
     let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
     var options = EngineOptions(durability: .never)
     options.hotPointIndex = ProcessInfo.processInfo.environment["IDEM_HOT_POINT_INDEX"] != "0"
@@ -165,11 +161,7 @@ if CommandLine.arguments.count == 4 && ["crash", "recover"].contains(CommandLine
     let count = Int(CommandLine.arguments[3]) ?? 500_000
     var options = EngineOptions(durability: .never)
     options.memtableSize = 256 << 20
-    var generator = SplitMix64(seed: 1)
-    let keys = (0..<count).map { _ in
-        let (a, b) = (generator.next(), generator.next())
-        return withUnsafeBytes(of: a) { Array($0) } + withUnsafeBytes(of: b) { Array($0) }
-    }
+    let keys = randomKeys(count, seed: 1)
     if CommandLine.arguments[1] == "crash" {
         let engine = try Engine.open(directory: directory, options: options)
         let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)

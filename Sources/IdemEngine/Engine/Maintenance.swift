@@ -11,10 +11,6 @@ import Synchronization
 /// in the manifest leaves the table set on disk unknown, so writes stop
 /// (`CommitPipeline.enterReadOnly`), like a failed WAL sync.
 final class Maintenance: Sendable {
-    private struct Work {
-        let versions: VersionSet
-    }
-
     /// What statistics read, apart from `workLock`: a run holds that for
     /// as long as a merge takes (seconds), and `INFO` or a metrics scrape
     /// must not wait for it.
@@ -30,7 +26,7 @@ final class Maintenance: Sendable {
 
     /// Serialises runs (the background thread and `Engine.runMaintenance`).
     private let workLock = ConditionLock()
-    nonisolated(unsafe) private var work: Work // guarded by `workLock`
+    nonisolated(unsafe) private let versions: VersionSet // used under `workLock` only
     private let signal = ConditionLock()
     nonisolated(unsafe) private var stopping = false // guarded by `signal`
     nonisolated(unsafe) private var running = false // guarded by `signal`
@@ -42,7 +38,7 @@ final class Maintenance: Sendable {
     private let published = Mutex(Published())
 
     init(versions: VersionSet, views: ReadViews, options: EngineOptions, directory: String) {
-        work = Work(versions: versions)
+        self.versions = versions
         self.views = views
         self.options = options
         self.directory = directory
@@ -83,7 +79,7 @@ final class Maintenance: Sendable {
         signal.broadcast()
         while running { signal.wait() }
         signal.unlock()
-        workLock.withLock { work.versions.close() }
+        workLock.withLock { versions.close() }
         // The pipeline holds this object (weakly) and this object the
         // pipeline; let go so a closed engine is freed.
         pipeline.withLock { $0 = nil }
@@ -97,19 +93,20 @@ final class Maintenance: Sendable {
         }
     }
 
-    private func publishProgress(_ report: MaintenanceReport) {
-        published.withLock { $0.current = report }
-    }
     var lastError: EngineError? { published.withLock { $0.lastError } }
     /// Whether a merge is running now.
     var isCompacting: Bool { published.withLock { $0.compacting } }
+
+    private func publishProgress(_ report: MaintenanceReport) {
+        published.withLock { $0.current = report }
+    }
 
     /// Runs `body` with background work held off, so the set of tables and
     /// the WAL segments they make obsolete stay as they are (backups).
     func withWorkPaused<R>(_ body: (VersionSet) throws(EngineError) -> R) throws(EngineError) -> R {
         workLock.lock()
         defer { workLock.unlock() }
-        return try body(work.versions)
+        return try body(versions)
     }
 
     /// Does everything due now: flushes, drops, cold moves, compactions.
@@ -128,11 +125,11 @@ final class Maintenance: Sendable {
                     return Double(end - started) / 1e9
                 }
                 pipeline.withLock { $0 }?.prepareLog()
-                try flushSealed(work.versions, now: now, into: &report)
+                try flushSealed(versions, now: now, into: &report)
                 report.flushSeconds += lap()
-                try dropEndedPartitions(work.versions, now: now, into: &report)
+                try dropEndedPartitions(versions, now: now, into: &report)
                 report.dropSeconds += lap()
-                try compact(work.versions, now: now, into: &report)
+                try compact(versions, now: now, into: &report)
                 report.compactionSeconds += lap()
             } catch {
                 published.withLock {
