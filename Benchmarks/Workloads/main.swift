@@ -91,6 +91,59 @@ if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "lookups" {
     exit(0)
 }
 
+// `idem-workloads shared-lookups DIR N`: what two threads reading one
+// engine cost each other. Two engines (DIR/a, DIR/b) are filled with the
+// same N keys (as `lookups`) and reopened; then the best of three timed
+// passes over the keys, in a shuffled order per thread: one thread on a;
+// two threads, both on a; two threads, one on each. The last pair shares
+// the vCPUs and the memory bus but no object, lock or cache line of the
+// engine, so the difference between the two-thread rows is what the
+// sharing costs (reference counts, locks, block cache shards). Prints
+// µs per hit for each row (per thread: each thread does N lookups).
+if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "shared-lookups" {
+    let directory = CommandLine.arguments[2]
+    let count = Int(CommandLine.arguments[3]) ?? 1_000_000
+    let keys = randomKeys(count, seed: 1)
+    let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
+    var options = EngineOptions(durability: .never)
+    if let megabytes = ProcessInfo.processInfo.environment["IDEM_BLOCK_CACHE_MB"].flatMap(Int.init) {
+        options.blockCacheSize = megabytes << 20
+    }
+    var opened: [Engine] = []
+    for name in ["a", "b"] {
+        let engine = try Engine.open(directory: directory + "/" + name, options: options)
+        for key in keys { try await engine.put(key, value) }
+        try await engine.flush()
+        try engine.close()
+        opened.append(try Engine.open(directory: directory + "/" + name, options: options))
+    }
+    let engines = opened
+    let orders: [[[UInt8]]] = (0..<2).map { thread in
+        var generator = SplitMix64(seed: 10 + UInt64(thread))
+        return keys.shuffled(using: &generator)
+    }
+    for engine in engines { for key in keys where try engine.get(key) == nil { fatalError("lost a key") } }
+    func pass(_ assignment: [Int]) -> Double {
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let elapsed = seconds {
+                DispatchQueue.concurrentPerform(iterations: assignment.count) { thread in
+                    let engine = engines[assignment[thread]]
+                    var found = 0
+                    for key in orders[thread] where (try? engine.get(key)) != nil { found += 1 }
+                    precondition(found == count)
+                }
+            }
+            best = min(best, elapsed)
+        }
+        return best * 1e6 / Double(count)
+    }
+    let one = pass([0]), shared = pass([0, 0]), apart = pass([0, 1])
+    print(String(format: "one thread %.3f us/hit; two threads on one engine %.3f; two threads on two engines %.3f", one, shared, apart))
+    for engine in engines { try engine.close() }
+    exit(0)
+}
+
 // `idem-workloads ttl DIR N`: the TTL case of vs_rocksdb.py. N keys
 // (splitmix64 seed 1) whose expiries (seed 3) are spread uniformly over 48
 // hours, flushed to tables; then the clock moves 24 h on and the engine

@@ -4,8 +4,10 @@
 Starts Debian's redis-server and `idem serve` (release build) on loopback,
 each with its own temporary directory, runs redis-benchmark against both
 with the same workload, and prints a table with the ratio Idem/Redis
-(medians of --runs). Installs redis-server/redis-tools with apt-get when
-missing, bounds every step's time, and stops only the processes it started.
+(medians of --runs, taken in back-to-back pairs that alternate which server
+goes first; the ratio is the median of the pairs' ratios). Installs
+redis-server/redis-tools with apt-get when missing, bounds every step's
+time, and stops only the processes it started.
 
 Also, through pair_driver.c (compiled here): the idempotency round trip
 IDEM.BEGIN + IDEM.COMPLETE next to Redis's SET NX + SET XX pair (the second
@@ -197,9 +199,27 @@ WORKLOADS = [
 SECTIONS = ["throughput", "pairs", "open-loop", "memory"]
 
 
-def median_of(runs, measure):
-    samples = [measure() for _ in range(runs)]
-    return tuple(statistics.median(values) for values in zip(*samples))
+def side_by_side(runs, measure_idem, measure_redis):
+    """Both servers' medians of `runs` measurements, taken in pairs that
+    alternate which server goes first, and the median of the pairs'
+    throughput ratios. Why pairs: this machine's speed drifts by up to 2x
+    within minutes (other tenants), so all of one server's runs followed by
+    all of the other's would measure the drift as much as the servers; two
+    runs back to back see nearly the same machine. (Both servers see the
+    same sequence of workloads, so the state each run leaves — keys set,
+    tables flushed — is alike too.)"""
+    idem, redis, ratios = [], [], []
+    for run in range(runs):
+        if run % 2 == 0:
+            redis.append(measure_redis())
+            idem.append(measure_idem())
+        else:
+            idem.append(measure_idem())
+            redis.append(measure_redis())
+        ratios.append(idem[-1][0] / redis[-1][0])
+    def median(samples):
+        return tuple(statistics.median(values) for values in zip(*samples))
+    return median(idem), median(redis), statistics.median(ratios)
 
 
 def main():
@@ -226,28 +246,31 @@ def main():
                 if "throughput" in args.only:
                     for name, command in WORKLOADS:
                         for pipeline in (1, 16):
-                            result = {kind: median_of(args.runs, lambda s=server: benchmark(s.port, args.requests, pipeline, *command))
-                                      for kind, server in servers.items()}
-                            rows.append((f"{name} -P {pipeline} ({fsync})", result["idem"], result["redis"]))
+                            rows.append((f"{name} -P {pipeline} ({fsync})",) + side_by_side(
+                                args.runs,
+                                lambda: benchmark(servers["idem"].port, args.requests, pipeline, *command),
+                                lambda: benchmark(servers["redis"].port, args.requests, pipeline, *command)))
                 if "throughput" in args.only or "open-loop" in args.only:
-                    idem_begin = median_of(args.runs, lambda: benchmark(servers["idem"].port, args.requests, 1, "IDEM.BEGIN", "op:__rand_int__", "LEASE", "30000"))
-                    redis_lock = median_of(args.runs, lambda: benchmark(servers["redis"].port, args.requests, 1, "SET", "op:__rand_int__", "1", "NX", "PX", "30000"))
-                    rows.append((f"IDEM.BEGIN vs SET NX PX -P 1 ({fsync})", idem_begin, redis_lock))
+                    idem_begin, redis_lock, ratio = side_by_side(
+                        args.runs,
+                        lambda: benchmark(servers["idem"].port, args.requests, 1, "IDEM.BEGIN", "op:__rand_int__", "LEASE", "30000"),
+                        lambda: benchmark(servers["redis"].port, args.requests, 1, "SET", "op:__rand_int__", "1", "NX", "PX", "30000"))
+                    rows.append((f"IDEM.BEGIN vs SET NX PX -P 1 ({fsync})", idem_begin, redis_lock, ratio))
                 if "pairs" in args.only:
-                    rows.append((f"BEGIN+COMPLETE vs SET NX+SET XX pairs ({fsync})",
-                                 median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds)),
-                                 median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds))))
+                    rows.append((f"BEGIN+COMPLETE vs SET NX+SET XX pairs ({fsync})",) + side_by_side(
+                        args.runs,
+                        lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds),
+                        lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds)))
                 if "open-loop" in args.only:
                     # The throughput rows leave a million keys behind, whose
                     # flushes and merges (Redis: AOF rewrite) would share
                     # the two vCPUs with the open loop's requests.
                     for server in servers.values():
                         server.settle()
-                    rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",
-                                 median_of(args.runs, lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds,
-                                                                     rate=idem_begin[0] / 2)),
-                                 median_of(args.runs, lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds,
-                                                                     rate=redis_lock[0] / 2))))
+                    rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",) + side_by_side(
+                        args.runs,
+                        lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds, rate=idem_begin[0] / 2),
+                        lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds, rate=redis_lock[0] / 2)))
             finally:
                 for server in servers.values():
                     server.stop()
@@ -265,8 +288,8 @@ def main():
         print(f"\nIdem vs Redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2].removeprefix('v=')}"
               f" — {args.requests} requests, 50 clients, 1M-key space, 64 B values, medians of {args.runs} runs")
         print(f"{'workload':56} {'Idem ops/s':>11} {'Redis ops/s':>11} {'ratio':>6} {'Idem p50/p99 ms':>16} {'Redis p50/p99 ms':>17}")
-        for name, idem, redis in rows:
-            print(f"{name:56} {idem[0]:11.0f} {redis[0]:11.0f} {idem[0] / redis[0]:6.2f} "
+        for name, idem, redis, ratio in rows:
+            print(f"{name:56} {idem[0]:11.0f} {redis[0]:11.0f} {ratio:6.2f} "
                   f"{idem[1]:7.3f}/{idem[2]:<8.3f} {redis[1]:8.3f}/{redis[2]:<8.3f}")
         if memory:
             print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':56} {memory['idem']:11d} {memory['redis']:11d} "
@@ -276,7 +299,8 @@ def main():
         if args.json:
             with open(args.json, "w") as out:
                 json.dump({"requests": args.requests, "runs": args.runs, "keys": args.keys,
-                           "rows": [{"workload": name, "idem": list(idem), "redis": list(redis)} for name, idem, redis in rows],
+                           "rows": [{"workload": name, "idem": list(idem), "redis": list(redis), "ratio": ratio}
+                                    for name, idem, redis, ratio in rows],
                            "memory": memory, "restart": restart}, out, indent=1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
