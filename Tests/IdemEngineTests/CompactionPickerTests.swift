@@ -153,6 +153,31 @@ import Testing
         try reopened.close()
     }
 
+    @Test func aFlushInAMergesPauseIsTimedAsAFlush() async throws {
+        let seenAtPauses = Mutex<[MaintenanceReport]>([])
+        let (_, engine) = try await mergeThreeTables(keysPerTable: 3000) { engine in
+            let pauses = seenAtPauses.withLock { seen in
+                seen.append(engine.statistics.maintenance)
+                return seen.count
+            }
+            guard pauses == 1 else { return }
+            var batch = WriteBatch()
+            batch.put(bytes("written-during-merge"), bytes("late"), expiresAt: nil)
+            engine.write(batch) { _ in }
+            try? engine.pipeline.sealNow()
+        }
+        let seen = seenAtPauses.withLock { $0 }
+        #expect(seen.count == 2, "two pauses in a 9000-key merge")
+        guard seen.count == 2 else { return }
+        #expect(seen[1].flushes == seen[0].flushes + 1, "the first pause flushed the sealed memtable")
+        // Published as each flush ends, whether or not a merge is running
+        // (its time used to go to the merge, published at the run's end).
+        #expect(seen[1].flushSeconds > seen[0].flushSeconds)
+        let totals = engine.statistics.maintenance
+        #expect(totals.compactionSeconds >= 0 && totals.flushSeconds >= seen[1].flushSeconds)
+        try engine.close()
+    }
+
     @Test func statisticsAnswerWhileAMergeRuns() async throws {
         let seen = Mutex<[Bool]>([])
         let (_, engine) = try await mergeThreeTables(keysPerTable: 3000) { engine in

@@ -97,6 +97,10 @@ final class Maintenance: Sendable {
     /// Whether a merge is running now.
     var isCompacting: Bool { published.withLock { $0.compacting } }
 
+    private static func seconds(since started: UInt64) -> Double {
+        Double(monotonicNanoseconds() - started) / 1e9
+    }
+
     private func publishProgress(_ report: MaintenanceReport) {
         published.withLock { $0.current = report }
     }
@@ -118,19 +122,16 @@ final class Maintenance: Sendable {
             var report = MaintenanceReport()
             do throws(EngineError) {
                 let now = options.clock.nowMilliseconds()
-                var started = monotonicNanoseconds()
-                func lap() -> Double {
-                    let end = monotonicNanoseconds()
-                    defer { started = end }
-                    return Double(end - started) / 1e9
-                }
                 pipeline.withLock { $0 }?.prepareLog()
                 try flushSealed(versions, now: now, into: &report)
-                report.flushSeconds += lap()
+                var started = monotonicNanoseconds()
                 try dropEndedPartitions(versions, now: now, into: &report)
-                report.dropSeconds += lap()
+                report.dropSeconds += Self.seconds(since: started)
+                started = monotonicNanoseconds()
+                // Flushes a merge lets in at its pauses time themselves.
+                let flushSecondsBefore = report.flushSeconds
                 try compact(versions, now: now, into: &report)
-                report.compactionSeconds += lap()
+                report.compactionSeconds += Self.seconds(since: started) - (report.flushSeconds - flushSecondsBefore)
             } catch {
                 published.withLock {
                     $0.lastError = error
@@ -175,12 +176,14 @@ final class Maintenance: Sendable {
 
     private func flushSealed(_ versions: VersionSet, now: Int64, into report: inout MaintenanceReport) throws(EngineError) {
         while let oldest = views.current.sealed.last {
+            let started = monotonicNanoseconds()
             let outcome = try Flush(versions: versions, layout: layout, options: hotOptions, now: now).run(oldest)
             let version = try apply(versions, outcome.edit, added: outcome.added)
             views.install(version, flushed: oldest)
             report.flushes += 1
             report.flushedEntries += outcome.entriesWritten
             report.walSegmentsDeleted += deleteWALSegments(below: oldest.firstUncoveredSegment, versions: versions)
+            report.flushSeconds += Self.seconds(since: started)
             publishProgress(report)
             pipeline.withLock { $0 }?.wakeStalledWriters()
         }
