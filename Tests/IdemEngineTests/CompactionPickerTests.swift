@@ -178,6 +178,21 @@ import Testing
         try engine.close()
     }
 
+    @Test func aMergeLeavesTheBlockCacheToPointLookups() async throws {
+        // Puts read nothing, so a block cached while the merge runs is one
+        // it put there (the inputs' blocks leave the cache with their files
+        // when it ends, so only a look from inside shows them).
+        let cachedAtPauses = Mutex<[Int]>([])
+        let (_, engine) = try await mergeThreeTables(keysPerTable: 3000) { engine in
+            let cached = engine.statistics.blockCacheBytes
+            cachedAtPauses.withLock { $0.append(cached) }
+        }
+        #expect(cachedAtPauses.withLock { $0 } == [0, 0], "the merge's reads were not cached")
+        #expect(try engine.get(bytes("k1-7"))?.value == bytes("v1"))
+        #expect(engine.statistics.blockCacheBytes > 0, "a point lookup's block is")
+        try engine.close()
+    }
+
     @Test func statisticsAnswerWhileAMergeRuns() async throws {
         let seen = Mutex<[Bool]>([])
         let (_, engine) = try await mergeThreeTables(keysPerTable: 3000) { engine in

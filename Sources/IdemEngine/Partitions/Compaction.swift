@@ -41,7 +41,7 @@ struct Compaction {
     func run(pause: () throws(EngineError) -> Void = {}) throws(EngineError) -> Outcome {
         let version = versions.current
         let excluded = Set(inputs.map(\.number))
-        var iterators = inputs.map { $0.reader.makeIterator() }
+        var iterators = inputs.map { $0.reader.makeIterator(fillingCache: false) }
         for index in iterators.indices { try iterators[index].seekToFirst() }
 
         var outcome = Outcome(edit: VersionEdit(), added: [], removed: inputs)

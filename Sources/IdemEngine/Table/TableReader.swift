@@ -239,10 +239,19 @@ final class TableReader: Sendable {
         return try outcome.get()
     }
 
-    func dataBlock(_ handle: BlockHandle) throws(EngineError) -> Block {
-        try cache.block(for: .init(fileNumber: fileNumber, offset: handle.offset)) { () throws(EngineError) -> Block in
-            try readBlock(handle)
+    /// The data block at `handle`, through the block cache. Without
+    /// `fillingCache`, a block the cache does not hold is read and not
+    /// inserted: a merge reads every block of its inputs once, and caching
+    /// them would evict the blocks point lookups keep coming back to (and
+    /// fill the cache's whole budget with blocks of tables about to be
+    /// deleted).
+    func dataBlock(_ handle: BlockHandle, fillingCache: Bool = true) throws(EngineError) -> Block {
+        let key = BlockCache.Key(fileNumber: fileNumber, offset: handle.offset)
+        guard fillingCache else {
+            if let cached = cache.cachedBlock(for: key) { return cached }
+            return try readBlock(handle)
         }
+        return try cache.block(for: key) { () throws(EngineError) -> Block in try readBlock(handle) }
     }
 
     /// The data block if the block cache holds it, or the OS page cache can
@@ -367,8 +376,10 @@ final class TableReader: Sendable {
         }
     }
 
-    func makeIterator() -> TableIterator {
-        TableIterator(table: self, index: BlockIterator(index))
+    /// An iterator over every entry; `fillingCache: false` for reads that
+    /// visit each block once (merges): see `dataBlock`.
+    func makeIterator(fillingCache: Bool = true) -> TableIterator {
+        TableIterator(table: self, index: BlockIterator(index), fillingCache: fillingCache)
     }
 
     func corruption(at offset: UInt64, _ detail: String) -> EngineError {
@@ -412,13 +423,15 @@ final class TableReader: Sendable {
 /// Walks a table's entries in key order, one data block at a time.
 struct TableIterator {
     let table: TableReader
+    private let fillingCache: Bool
     private var index: BlockIterator
     private var data: BlockIterator?
     private(set) var blockOffset: UInt64 = 0
 
-    init(table: TableReader, index: BlockIterator) {
+    init(table: TableReader, index: BlockIterator, fillingCache: Bool) {
         self.table = table
         self.index = index
+        self.fillingCache = fillingCache
     }
 
     var isValid: Bool { data?.isValid ?? false }
@@ -475,7 +488,7 @@ struct TableIterator {
             }
             guard let handle else { throw table.corruption(at: 0, "bad block handle in index") }
             blockOffset = handle.offset
-            var iterator = BlockIterator(try table.dataBlock(handle))
+            var iterator = BlockIterator(try table.dataBlock(handle, fillingCache: fillingCache))
             do {
                 if first { try position(&iterator) } else { try iterator.seekToFirst() }
             } catch {
