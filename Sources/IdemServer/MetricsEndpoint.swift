@@ -125,6 +125,9 @@ private final class EngineGauges: Sendable {
     ]
     private static let gaugeNames: [(String, String)] = [
         ("idem_wal_sync_seconds", "total seconds spent in WAL fdatasync"),
+        ("idem_flush_seconds", "total seconds spent flushing memtables"),
+        ("idem_compaction_seconds", "total seconds spent merging tables (flushes a merge lets in excluded)"),
+        ("idem_partition_drop_seconds", "total seconds spent deleting expired partitions"),
         ("idem_memtable_bytes", "bytes in the active memtable"),
         ("idem_memtable_entries", "entries in the active memtable"),
         ("idem_sealed_memtables", "memtables waiting for their flush"),
@@ -176,6 +179,9 @@ private final class EngineGauges: Sendable {
         let tables = partitions.flatMap(\.tables)
         let levels: [String: Double] = [
             "idem_wal_sync_seconds": statistics.walSyncSeconds,
+            "idem_flush_seconds": statistics.maintenance.flushSeconds,
+            "idem_compaction_seconds": statistics.maintenance.compactionSeconds,
+            "idem_partition_drop_seconds": statistics.maintenance.dropSeconds,
             "idem_memtable_bytes": Double(statistics.memtableBytes),
             "idem_memtable_entries": Double(statistics.memtableEntries),
             "idem_sealed_memtables": Double(statistics.sealedMemtables),

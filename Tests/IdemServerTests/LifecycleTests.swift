@@ -163,6 +163,9 @@ struct LifecycleTests {
             #expect(metrics.contains("idem_idempotency_acquired_total 1"))
             #expect(metrics.contains(#"idem_command_duration_seconds_count{command="get"} 2"#))
             #expect(metrics.contains("idem_memtable_entries 2"))
+            for timing in ["idem_flush_seconds ", "idem_compaction_seconds ", "idem_partition_drop_seconds "] {
+                #expect(metrics.contains("\n" + timing), "missing \(timing)")
+            }
             #expect(metrics.contains("idem_net_input_bytes_total ") && !metrics.contains("idem_net_input_bytes_total 0\n"))
             #expect(try get("/healthz").hasPrefix("HTTP/1.1 200 OK"))
             #expect(try get("/readyz").hasSuffix("ready\n"))

@@ -161,6 +161,18 @@ struct ProtocolTests {
             let memory = try client.call("INFO", "memory").string ?? ""
             #expect(memory.contains("mem_allocator:libc\r\n") && !memory.contains("allocator_allocated"))
             #expect(try client.call("CONFIG", "GET", "jemalloc-bg-thread") == .array([bulk("jemalloc-bg-thread"), bulk("no")]))
+            // Maintenance counts and the time it took.
+            try await server.server!.engine.flush()
+            let idem = try client.call("INFO", "idem").string ?? ""
+            let fields = Dictionary(idem.split(separator: "\r\n").compactMap { line -> (String, String)? in
+                let parts = line.split(separator: ":", maxSplits: 1)
+                return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+            }, uniquingKeysWith: { first, _ in first })
+            #expect(fields["flushes"] == "1" && fields["compactions"] == "0")
+            #expect(fields["flush_seconds"].flatMap(Double.init).map { $0 > 0 } == true, "a flush takes time: \(idem)")
+            for timing in ["compaction_seconds", "partition_drop_seconds"] {
+                #expect(fields[timing].flatMap(Double.init).map { $0 >= 0 } == true, "\(timing) in \(idem)")
+            }
         }
     }
 
