@@ -58,6 +58,27 @@ import Testing
         try reopened.close()
     }
 
+    @Test func aScanUsesTheBlockCacheButLeavesItToPointLookups() async throws {
+        let store = SimulatedStore()
+        let options = store.lsmOptions()
+        let engine = try store.openLSM(options)
+        for index in 0..<2000 { try await engine.put(bytes("k\(index)"), bytes("v\(index)")) }
+        try await engine.flush()
+        try engine.close()
+
+        let reopened = try store.openLSM(options) // an empty block cache
+        #expect(try reopened.scan().count == 2000)
+        #expect(reopened.statistics.blockCacheBytes == 0, "the scan's blocks were not cached")
+        #expect(try reopened.get(bytes("k7"))?.value == bytes("v7"))
+        let cached = reopened.statistics.blockCacheBytes
+        #expect(cached > 0)
+        let hits = reopened.statistics.blockCacheHits
+        #expect(try reopened.scan(prefix: bytes("k7"), limit: 1).map(\.key) == [bytes("k7")])
+        #expect(reopened.statistics.blockCacheHits > hits, "a cached block serves the scan")
+        #expect(reopened.statistics.blockCacheBytes == cached)
+        try reopened.close()
+    }
+
     @Test func endedPartitionsAreDeletedWholeAndTheirSpaceReturned() async throws {
         let store = SimulatedStore()
         let engine = try store.openLSM(store.lsmOptions())

@@ -160,6 +160,11 @@ public final class Engine: Sendable {
     /// `startKey` (inclusive) on, until `visit` returns false — without
     /// holding them all in memory. The view is the one current at the call:
     /// writes made meanwhile may or may not be seen.
+    ///
+    /// A scan uses the blocks the block cache holds but does not add the
+    /// ones it reads: it passes over each block once, and a pass over every
+    /// key (a key count, an export) would otherwise replace the blocks
+    /// point lookups come back to with the whole key space's, block by block.
     public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil,
                      visit: (_ key: [UInt8], _ value: StoredValue) throws(EngineError) -> Bool) throws(EngineError) {
         var merged = try MergingScan(view: views.current, prefix: prefix, from: startKey)

@@ -20,7 +20,7 @@ struct MergingScan {
             if !page.isEmpty { sources.append(.memtable(memtable, page: page, index: 0)) }
         }
         for table in view.version.tables where !table.metadata.largestKey.lexicographicallyPrecedes(lowerBound) {
-            var iterator = table.reader.makeIterator()
+            var iterator = table.reader.makeIterator(fillingCache: false)
             try iterator.seek(lowerBound)
             if iterator.isValid && iterator.key.starts(with: prefix) { sources.append(.table(iterator)) }
         }

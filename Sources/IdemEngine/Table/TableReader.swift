@@ -241,10 +241,9 @@ final class TableReader: Sendable {
 
     /// The data block at `handle`, through the block cache. Without
     /// `fillingCache`, a block the cache does not hold is read and not
-    /// inserted: a merge reads every block of its inputs once, and caching
-    /// them would evict the blocks point lookups keep coming back to (and
-    /// fill the cache's whole budget with blocks of tables about to be
-    /// deleted).
+    /// inserted: a merge or a scan reads each block once, and caching them
+    /// would evict the blocks point lookups keep coming back to (a merge's,
+    /// moreover, belong to tables about to be deleted).
     func dataBlock(_ handle: BlockHandle, fillingCache: Bool = true) throws(EngineError) -> Block {
         let key = BlockCache.Key(fileNumber: fileNumber, offset: handle.offset)
         guard fillingCache else {
@@ -377,7 +376,7 @@ final class TableReader: Sendable {
     }
 
     /// An iterator over every entry; `fillingCache: false` for reads that
-    /// visit each block once (merges): see `dataBlock`.
+    /// visit each block once (merges, scans): see `dataBlock`.
     func makeIterator(fillingCache: Bool = true) -> TableIterator {
         TableIterator(table: self, index: BlockIterator(index), fillingCache: fillingCache)
     }
