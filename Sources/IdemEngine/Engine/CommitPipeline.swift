@@ -639,3 +639,8 @@ func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &now)
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
+
+/// Seconds since `started`, a `monotonicNanoseconds()` reading.
+func seconds(since started: UInt64) -> Double {
+    Double(monotonicNanoseconds() - started) / 1e9
+}

@@ -145,7 +145,7 @@ struct LogRecovery {
             try rewrite(into: writer, replacing: segments)
         }
         report.lastSequence = lastSequence
-        report.durationSeconds = Double(monotonicNanoseconds() - started) / 1e9
+        report.durationSeconds = seconds(since: started)
         return Outcome(logWriter: writer, nextSequence: lastSequence + 1, report: report)
     }
 

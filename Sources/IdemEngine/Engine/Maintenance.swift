@@ -97,10 +97,6 @@ final class Maintenance: Sendable {
     /// Whether a merge is running now.
     var isCompacting: Bool { published.withLock { $0.compacting } }
 
-    private static func seconds(since started: UInt64) -> Double {
-        Double(monotonicNanoseconds() - started) / 1e9
-    }
-
     private func publishProgress(_ report: MaintenanceReport) {
         published.withLock { $0.current = report }
     }
@@ -126,12 +122,12 @@ final class Maintenance: Sendable {
                 try flushSealed(versions, now: now, into: &report)
                 var started = monotonicNanoseconds()
                 try dropEndedPartitions(versions, now: now, into: &report)
-                report.dropSeconds += Self.seconds(since: started)
+                report.dropSeconds += seconds(since: started)
                 started = monotonicNanoseconds()
                 // Flushes a merge lets in at its pauses time themselves.
                 let flushSecondsBefore = report.flushSeconds
                 try compact(versions, now: now, into: &report)
-                report.compactionSeconds += Self.seconds(since: started) - (report.flushSeconds - flushSecondsBefore)
+                report.compactionSeconds += seconds(since: started) - (report.flushSeconds - flushSecondsBefore)
             } catch {
                 published.withLock {
                     $0.lastError = error
@@ -183,7 +179,7 @@ final class Maintenance: Sendable {
             report.flushes += 1
             report.flushedEntries += outcome.entriesWritten
             report.walSegmentsDeleted += deleteWALSegments(below: oldest.firstUncoveredSegment, versions: versions)
-            report.flushSeconds += Self.seconds(since: started)
+            report.flushSeconds += seconds(since: started)
             publishProgress(report)
             pipeline.withLock { $0 }?.wakeStalledWriters()
         }
