@@ -46,6 +46,39 @@ extern long idem_getrandom(void *buffer, size_t count, unsigned int flags) __asm
 extern int idem_pthread_setname(unsigned long thread, const char *name) __asm__("pthread_setname_np");
 extern int idem_gettid(void) __asm__("gettid");
 
+// How one thread (a Linux thread id) is scheduled. SCHED_IDLE (<sched.h>
+// defines it only under _GNU_SOURCE): the thread runs on CPU time no other
+// thread wants, a waking normal thread preempts it at once, and the
+// kernel places wakeups on its CPU as on an idle one. Leaving SCHED_IDLE
+// needs CAP_SYS_NICE or an RLIMIT_NICE that allows the thread's nice
+// value (sched(7)); entering it needs nothing.
+#include <sched.h>
+#include <sys/resource.h>
+#define IDEM_SCHED_IDLE 5
+
+// SCHED_IDLE at nice 10: leaving it later then needs only what nice 10
+// needs (an RLIMIT_NICE of 10), not what nice 0 would (20).
+static inline int idem_schedule_idle(int thread) {
+    struct sched_param parameters = { 0 };
+    if (setpriority(PRIO_PROCESS, (id_t)thread, 10) != 0) return -1;
+    return sched_setscheduler(thread, IDEM_SCHED_IDLE, &parameters);
+}
+
+// SCHED_OTHER at `nice` (the policy first: a thread's nice value is kept
+// across a policy change, and setting it is refused only when lowering it).
+static inline int idem_schedule_normal(int thread, int nice) {
+    struct sched_param parameters = { 0 };
+    if (sched_setscheduler(thread, SCHED_OTHER, &parameters) != 0) return -1;
+    return setpriority(PRIO_PROCESS, (id_t)thread, nice);
+}
+
+// Whether `thread` runs under SCHED_IDLE (1), another policy (0) or is
+// unknown (-1).
+static inline int idem_is_scheduled_idle(int thread) {
+    int policy = sched_getscheduler(thread);
+    return policy < 0 ? -1 : policy == IDEM_SCHED_IDLE;
+}
+
 // Names the calling thread (at most 15 bytes are kept; longer is refused).
 static inline int idem_name_this_thread(const char *name) {
     extern unsigned long pthread_self(void);

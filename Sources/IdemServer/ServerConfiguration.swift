@@ -71,6 +71,7 @@ public struct ServerConfiguration: Sendable {
             "metrics-port=\(metricsPort.map(String.init) ?? "off")",
             "fsync=\(engine.durability.rawValue)", "partition-width=\(engine.partitionWidth)ms",
             "memtable-size=\(engine.memtableSize)", "block-cache=\(engine.blockCacheSize)",
+            "maintenance-priority=\(engine.maintenancePriority.rawValue)",
             "requirepass=\(requirePassword == nil ? "(none)" : "****")",
             "users=\(usersFile ?? "(none)")", "protected-mode=\(protectedMode ? "yes" : "no")",
             "io-threads=\(eventLoopThreads.map(String.init) ?? "auto")", "io-threads-balance=\(balanceEventLoops ? "yes" : "no")",

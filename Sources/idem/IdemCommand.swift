@@ -58,6 +58,7 @@ struct StoreOptions: ParsableArguments {
 }
 
 extension Durability: ExpressibleByArgument {}
+extension MaintenancePriority: ExpressibleByArgument {}
 
 /// A duration typed as a number and a unit: `250ms`, `30s`, `10m`, `1h`, `2d`.
 struct DurationArgument: ExpressibleByArgument {

@@ -4,53 +4,132 @@ import Testing
 @testable import IdemEngine
 
 /// The engine's own threads carry their names (for `top -H`, `perf`, a
-/// core dump), and background work runs below the embedder's threads.
+/// core dump), and background work runs below the embedder's threads: at
+/// SCHED_IDLE while nothing waits for it, at nice 10 while a writer does.
 @Suite struct ThreadTests {
     #if os(Linux)
-    /// The calling thread's name and nice value, as the kernel reports them.
-    static func describeThisThread() -> (name: String, nice: Int) {
+    /// What the kernel reports of one thread.
+    struct Scheduling: Equatable {
+        var nice: Int
+        /// SCHED_IDLE rather than SCHED_OTHER.
+        var idle: Bool
+    }
+
+    static func describeThisThread() -> (name: String, scheduling: Scheduling) {
         let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
-        return (name.trimmingCharacters(in: .newlines), niceValue(statPath: "/proc/thread-self/stat"))
+        return (name.trimmingCharacters(in: .newlines), scheduling(statPath: "/proc/thread-self/stat"))
     }
 
-    /// Field 19 of a stat line; the command name before it may hold spaces,
-    /// so fields are counted from its closing parenthesis.
-    static func niceValue(statPath: String) -> Int {
+    static func scheduling(ofThread thread: Int32) -> Scheduling {
+        scheduling(statPath: "/proc/self/task/\(thread)/stat")
+    }
+
+    /// Fields 19 (nice) and 41 (policy: 0 SCHED_OTHER, 5 SCHED_IDLE) of a
+    /// stat line; the command name before them may hold spaces, so fields
+    /// are counted from its closing parenthesis.
+    static func scheduling(statPath: String) -> Scheduling {
         guard let stat = try? String(contentsOfFile: statPath, encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return .min }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return Int(fields[16]) ?? .min  // fields[0] is field 3 (the state)
+              let close = stat.lastIndex(of: ")") else { return Scheduling(nice: .min, idle: false) }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")  // fields[0] is field 3
+        return Scheduling(nice: Int(fields[16]) ?? .min, idle: fields[38] == "5")
     }
 
-    @Test func spawnedThreadsAreNamedAndBackgroundOnesRunAtNiceTen() {
-        let seen = Mutex<[String: Int]>([:])
+    static let atIdle = Scheduling(nice: 10, idle: true)
+    static let atNiceTen = Scheduling(nice: 10, idle: false)
+    /// Where the process may not raise a thread back out of SCHED_IDLE,
+    /// the engine does not put one there.
+    static let resting = ThreadPriority.idleIsRevocable ? atIdle : atNiceTen
+
+    /// Polls `condition` every millisecond for up to ten seconds.
+    static func wait(for what: Comment, _ condition: () -> Bool) {
+        for _ in 0..<10_000 where !condition() { usleep(1000) }
+        #expect(condition(), what)
+    }
+
+    static func maintenanceThread(of engine: Engine) -> Int32 {
+        wait(for: "the maintenance thread attaches") { engine.maintenance.priority.threadID != nil }
+        return engine.maintenance.priority.threadID ?? -1
+    }
+
+    @Test func spawnedThreadsAreNamedAndRunAtTheirPriority() {
+        let seen = Mutex<[String: Scheduling]>([:])
         let done = DispatchSemaphore(value: 0)
-        for (name, priority) in [("idem-test-normal-thread", ThreadPriority.normal), ("idem-test-bg", .background)] {
+        let threads: [(String, ThreadPriority)] = [("idem-test-normal-thread", .normal), ("idem-test-bg", .background),
+                                                   ("idem-test-idle", .idle)]
+        for (name, priority) in threads {
             spawnThread(name: name, priority: priority) {
-                let (name, nice) = Self.describeThisThread()
-                seen.withLock { $0[name] = nice }
+                let (name, scheduling) = Self.describeThisThread()
+                seen.withLock { $0[name] = scheduling }
                 done.signal()
             }
         }
-        done.wait()
-        done.wait()
+        for _ in threads { done.wait() }
         // Linux keeps 15 bytes of a name: the long one is cut, not refused.
-        #expect(seen.withLock { $0 } == ["idem-test-norma": 0, "idem-test-bg": 10])
+        let expected = ["idem-test-norma": Scheduling(nice: 0, idle: false), "idem-test-bg": Self.atNiceTen,
+                        "idem-test-idle": Self.atIdle]
+        #expect(seen.withLock { $0 } == expected)
     }
 
-    @Test func theMaintenanceThreadRunsInTheBackground() throws {
+    @Test func theMaintenanceThreadRestsAtIdlePriorityWhereItCanBeRaised() throws {
         let directory = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let engine = try Engine.open(directory: directory, options: EngineOptions(durability: .never))
         defer { try? engine.close() }
-        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
-        let maintenance = tasks.filter {
-            (try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)) == "idem-maintenanc\n"
+        let thread = Self.maintenanceThread(of: engine)
+        #expect((try? String(contentsOfFile: "/proc/self/task/\(thread)/comm", encoding: .utf8)) == "idem-maintenanc\n")
+        #expect(Self.scheduling(ofThread: thread) == Self.resting)
+        #expect(engine.statistics.maintenancePriority == (ThreadPriority.idleIsRevocable ? .idle : .low))
+    }
+
+    @Test func maintenanceAtLowPriorityRunsAtNiceTen() throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = EngineOptions(durability: .never)
+        options.maintenancePriority = .low
+        let engine = try Engine.open(directory: directory, options: options)
+        defer { try? engine.close() }
+        #expect(Self.scheduling(ofThread: Self.maintenanceThread(of: engine)) == Self.atNiceTen)
+        #expect(engine.statistics.maintenancePriority == .low)
+        engine.maintenance.writerStalled()
+        #expect(engine.statistics.maintenanceBoosts == 0, "nothing to raise")
+    }
+
+    /// A writer stalled on the sealed memtables waits for the maintenance
+    /// thread, which at SCHED_IDLE would get no CPU on a busy machine: the
+    /// stall raises it to nice 10 until the backlog is flushed.
+    @Test(.enabled(if: ThreadPriority.idleIsRevocable, "the process may raise a thread out of SCHED_IDLE"))
+    func aStalledWriterRaisesTheMaintenanceThreadUntilTheFlushesAreDone() throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = EngineOptions(durability: .never)
+        options.memtableSize = 4096
+        options.maxSealedMemtables = 1
+        options.maintenanceInterval = 5
+        let engine = try Engine.open(directory: directory, options: options)
+        defer { try? engine.close() }
+        let thread = Self.maintenanceThread(of: engine)
+        #expect(Self.scheduling(ofThread: thread) == Self.atIdle)
+
+        let writerFinished = DispatchSemaphore(value: 0)
+        try engine.maintenance.withWorkPaused { _ in
+            // Nothing flushes while this holds: the writer fills the one
+            // sealed memtable allowed and stalls on the next.
+            spawnThread(name: "idem-test-writer") {
+                for index in 0..<400 {
+                    var batch = WriteBatch()
+                    batch.put(Array("key-\(index)".utf8), [UInt8](repeating: 7, count: 40))
+                    engine.write(batch) { _ in }
+                }
+                writerFinished.signal()
+            }
+            Self.wait(for: "the writer stalls") { engine.statistics.writeStalls == 1 }
+            #expect(Self.scheduling(ofThread: thread) == Self.atNiceTen)
+            #expect(engine.statistics.maintenanceBoosts == 1)
         }
-        #expect(!maintenance.isEmpty)
-        for task in maintenance {
-            #expect(Self.niceValue(statPath: "/proc/self/task/\(task)/stat") == 10)
-        }
+        writerFinished.wait()
+        Self.wait(for: "the backlog is flushed") { !engine.maintenance.priority.isBoosted }
+        #expect(Self.scheduling(ofThread: thread) == Self.atIdle)
+        #expect(try engine.get(Array("key-399".utf8))?.value.count == 40)
     }
     #endif
 }

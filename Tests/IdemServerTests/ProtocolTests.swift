@@ -173,6 +173,9 @@ struct ProtocolTests {
             for timing in ["compaction_seconds", "partition_drop_seconds"] {
                 #expect(fields[timing].flatMap(Double.init).map { $0 >= 0 } == true, "\(timing) in \(idem)")
             }
+            // The engine's own report of its maintenance thread's priority.
+            let priority = server.server!.engine.statistics.maintenancePriority
+            #expect(fields["maintenance_priority"] == priority.rawValue && fields["maintenance_boosts"] == "0")
         }
     }
 

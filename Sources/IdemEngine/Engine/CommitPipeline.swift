@@ -102,14 +102,19 @@ final class CommitPipeline: Sendable {
 
     /// Called (with no lock held) after a memtable is sealed.
     private let onSeal: @Sendable () -> Void
+    /// Called with `lock` held while a writer waits for sealed memtables to
+    /// be flushed (then again every time it wakes to look): must be quick
+    /// and must not take `lock`.
+    private let onStall: @Sendable () -> Void
 
     init(views: ReadViews, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters,
-         onSeal: @escaping @Sendable () -> Void) {
+         onSeal: @escaping @Sendable () -> Void, onStall: @escaping @Sendable () -> Void = {}) {
         self.views = views
         self.logWriter = logWriter
         self.options = options
         self.counters = counters
         self.onSeal = onSeal
+        self.onStall = onStall
         self.state = State(memtable: views.current.active, nextSequence: nextSequence)
         switch options.durability {
         case .always:
@@ -502,6 +507,7 @@ final class CommitPipeline: Sendable {
                 && !state.closing && state.failure == nil {
             if !stalled { counters.writeStalls.add(1, ordering: .relaxed) }
             stalled = true
+            onStall()
             lock.wait(nanoseconds: 100_000_000)
         }
         guard state.failure == nil, !state.closing else { return false }

@@ -89,7 +89,8 @@ public final class Engine: Sendable {
             let pipeline = CommitPipeline(views: views, logWriter: outcome.logWriter,
                                           nextSequence: max(outcome.nextSequence, versions.lastSequence + 1),
                                           options: options, counters: counters,
-                                          onSeal: { [weak maintenance] in maintenance?.wake() })
+                                          onSeal: { [weak maintenance] in maintenance?.wake() },
+                                          onStall: { [weak maintenance] in maintenance?.writerStalled() })
             maintenance.start(pipeline: pipeline)
             return Engine(directory: directory, options: options, views: views, pipeline: pipeline,
                           maintenance: maintenance, counters: counters, cache: cache, directoryLock: lock, report: report)
@@ -305,7 +306,8 @@ public final class Engine: Sendable {
             tableBytes: view.version.tables.reduce(0) { $0 + Int($1.metadata.size) },
             blockCacheBytes: cache.usage, blockCacheHits: cache.hits,
             blockCacheMisses: cache.misses, maintenance: maintenance.totals,
-            maintenanceError: maintenance.lastError.map { "\($0)" }, compacting: maintenance.isCompacting)
+            maintenanceError: maintenance.lastError.map { "\($0)" }, compacting: maintenance.isCompacting,
+            maintenancePriority: maintenance.priority.effectivePreference, maintenanceBoosts: maintenance.priority.boosts)
     }
 
     /// Runs, on the caller's thread, the work the background thread does:

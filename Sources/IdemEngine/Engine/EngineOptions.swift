@@ -92,6 +92,10 @@ public struct EngineOptions: Sendable {
     /// happens until `Engine.runMaintenance()` is called (tests).
     public var backgroundMaintenance = true
     public var maintenanceInterval: Int64 = 1000
+    /// How the maintenance thread competes for the CPU (Linux): `.idle`
+    /// lets it run only on CPU time the embedder's threads leave, raised
+    /// while writers wait on it (`BoostablePriority`); `.low` is nice 10.
+    public var maintenancePriority = MaintenancePriority.idle
 
     /// Tests: called on the maintenance thread each time a merge pauses
     /// to let flushes in, before it looks for sealed memtables.

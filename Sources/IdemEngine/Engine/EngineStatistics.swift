@@ -53,6 +53,11 @@ public struct EngineStatistics: Sendable {
     public var maintenanceError: String?
     /// Whether a merge of tables is running now.
     public var compacting: Bool
+    /// What the maintenance thread runs at while no writer waits for it
+    /// (`.low` where `.idle` was asked for but could not be undone).
+    public var maintenancePriority: MaintenancePriority
+    /// Times a writer stalled on sealed memtables raised that thread.
+    public var maintenanceBoosts: Int
 }
 
 /// What background maintenance did: one run's work, or the totals since open.

@@ -36,6 +36,9 @@ final class Maintenance: Sendable {
     private let layout: PartitionLayout
     private let pipeline: Mutex<CommitPipeline?> = Mutex(nil)
     private let published = Mutex(Published())
+    /// The background thread's priority; writers stalled on sealed
+    /// memtables raise it (`writerStalled`) until they are flushed.
+    let priority: BoostablePriority
 
     init(versions: VersionSet, views: ReadViews, options: EngineOptions, directory: String) {
         self.versions = versions
@@ -43,6 +46,7 @@ final class Maintenance: Sendable {
         self.options = options
         self.directory = directory
         self.layout = PartitionLayout(widthMilliseconds: options.partitionWidth)
+        self.priority = BoostablePriority(options.maintenancePriority)
     }
 
     /// Connects the pipeline (created after this) and starts the thread.
@@ -50,7 +54,13 @@ final class Maintenance: Sendable {
         self.pipeline.withLock { $0 = pipeline }
         guard options.backgroundMaintenance else { return }
         signal.withLock { running = true }
-        spawnThread(name: "idem-maintenance", priority: .background) { [self] in loop() }
+        spawnThread(name: "idem-maintenance", priority: priority.resting) { [self] in loop() }
+    }
+
+    /// A writer waits for a flush (the sealed memtables are at their
+    /// limit): the thread must get its share of the CPU now.
+    func writerStalled() {
+        priority.boost()
     }
 
     /// Asks the background thread to look for work now.
@@ -59,6 +69,8 @@ final class Maintenance: Sendable {
     }
 
     private func loop() {
+        priority.attachCurrentThread()
+        defer { priority.detachCurrentThread() }
         let interval = UInt64(max(1, options.maintenanceInterval)) * 1_000_000
         signal.lock()
         while !stopping {
@@ -183,6 +195,8 @@ final class Maintenance: Sendable {
             publishProgress(report)
             pipeline.withLock { $0 }?.wakeStalledWriters()
         }
+        // Every sealed memtable is flushed: no writer waits on this thread.
+        priority.rest()
         if report.flushes > 0 { MemoryRelease.returnFreedMemory() }
     }
 

@@ -113,21 +113,6 @@ final class ReadWriteLock: @unchecked Sendable {
     }
 }
 
-/// How a spawned thread competes for the CPU with the embedder's threads.
-enum ThreadPriority {
-    /// On the path of an acknowledgement (group commit, periodic sync).
-    case normal
-    /// Work nobody waits for but through back-pressure (flushes,
-    /// compactions, partition drops, freeing retired memory): on a machine
-    /// with as many busy threads as cores, a flush at equal priority takes
-    /// its time slices from the event loops, and every reply that waits
-    /// for one is late. Run at nice 10 (a tenth of a normal thread's share
-    /// under contention), it yields to them and still runs on idle cores;
-    /// when it falls behind, the memtable limit stalls the writers, which
-    /// frees the CPU it needs.
-    case background
-}
-
 /// Starts a detached OS thread named `name` (cut to the 15 bytes Linux
 /// keeps, as `top -H` and `perf` show it). The engine's background work
 /// runs on its own threads because it blocks in fsync and in file I/O,
@@ -152,10 +137,7 @@ func spawnThread(name: String, priority: ThreadPriority = .normal, _ body: @esca
         func run() {
             #if os(Linux)
             _ = String(decoding: Array(name.utf8.prefix(15)), as: UTF8.self).withCString(idem_name_this_thread)
-            if priority == .background {
-                // Linux applies a nice value to one thread when given its id.
-                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(idem_gettid()), 10)
-            }
+            if priority != .normal { priority.apply(toThread: idem_gettid()) }
             #endif
             started.withLock { attributesApplied = true }
             started.broadcast()

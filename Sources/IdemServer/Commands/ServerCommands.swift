@@ -220,6 +220,8 @@ enum ServerCommands {
             ("flush_seconds", String(format: "%.6f", statistics.maintenance.flushSeconds)),
             ("compaction_seconds", String(format: "%.6f", statistics.maintenance.compactionSeconds)),
             ("partition_drop_seconds", String(format: "%.6f", statistics.maintenance.dropSeconds)),
+            ("maintenance_priority", statistics.maintenancePriority.rawValue),
+            ("maintenance_boosts", String(statistics.maintenanceBoosts)),
             ("block_cache_hits", String(statistics.blockCacheHits)), ("block_cache_misses", String(statistics.blockCacheMisses)),
             ("idem_acquired", String(idempotency.acquired)), ("idem_replayed", String(idempotency.replayed)),
             ("idem_in_progress_conflicts", String(idempotency.inProgressConflicts)),
