@@ -103,6 +103,43 @@ import Testing
         try engine.close()
     }
 
+    /// Merges run on the maintenance thread at SCHED_IDLE, which a busy
+    /// machine starves; a partition whose tables piled up to twice the
+    /// trigger has merges behind, and they catch up at nice 10.
+    @Test(.enabled(if: ThreadPriority.idleIsRevocable, "the process may raise a thread out of SCHED_IDLE"),
+          arguments: [(tables: 3, raised: false), (tables: 4, raised: true)])
+    func mergesThatFellBehindRunRaised(tables: Int, raised: Bool) async throws {
+        let store = SimulatedStore()
+        var options = store.lsmOptions()
+        options.compactionTrigger = 100
+        let engine = try store.openLSM(options)
+        let expiry = store.clock.nowMilliseconds() + Self.hour
+        for round in 0..<tables {
+            // More keys than a merge's pause interval (4096) in all.
+            for index in 0..<1500 { try await engine.put(bytes("k\(round)-\(index)"), bytes("v"), expiresAt: expiry) }
+            try await engine.flush()
+        }
+        #expect(engine.statistics.tables == tables && engine.statistics.maintenance.compactions == 0)
+        try engine.close()
+
+        options.compactionTrigger = 2
+        let seen = Mutex<[Bool]>([])
+        let target = Mutex<Engine?>(nil)
+        options.onCompactionPause = {
+            if let engine = target.withLock({ $0 }) { seen.withLock { $0.append(engine.maintenance.priority.isBoosted) } }
+        }
+        let reopened = try store.openLSM(options)
+        target.withLock { $0 = reopened }
+        try reopened.runMaintenance()
+        target.withLock { $0 = nil }
+        #expect(reopened.statistics.maintenance.compactions >= 1)
+        let pauses = seen.withLock { $0 }
+        #expect(!pauses.isEmpty && pauses.allSatisfy { $0 == raised }, "\(pauses)")
+        #expect(!reopened.maintenance.priority.isBoosted, "back at rest once the merges are done")
+        #expect(reopened.statistics.maintenanceBoosts == (raised ? 1 : 0))
+        try reopened.close()
+    }
+
     /// Three tables of `keysPerTable` keys flushed into one partition with
     /// a trigger of 3, so the third flush merges them; `onPause` runs at
     /// each of the merge's pauses (every 4096 keys), on the maintenance

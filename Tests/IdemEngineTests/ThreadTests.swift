@@ -90,13 +90,14 @@ import Testing
         defer { try? engine.close() }
         #expect(Self.scheduling(ofThread: Self.maintenanceThread(of: engine)) == Self.atNiceTen)
         #expect(engine.statistics.maintenancePriority == .low)
-        engine.maintenance.writerStalled()
+        engine.maintenance.flushesFallBehind()
         #expect(engine.statistics.maintenanceBoosts == 0, "nothing to raise")
     }
 
-    /// A writer stalled on the sealed memtables waits for the maintenance
-    /// thread, which at SCHED_IDLE would get no CPU on a busy machine: the
-    /// stall raises it to nice 10 until the backlog is flushed.
+    /// Sealed memtables waiting on a maintenance thread at SCHED_IDLE (no
+    /// CPU on a busy machine) raise it to nice 10 until they are flushed:
+    /// a second one sealed before the first is flushed, or a writer
+    /// stalled on them (here the limit is one, so the stall comes first).
     @Test(.enabled(if: ThreadPriority.idleIsRevocable, "the process may raise a thread out of SCHED_IDLE"))
     func aStalledWriterRaisesTheMaintenanceThreadUntilTheFlushesAreDone() throws {
         let directory = makeTemporaryDirectory()
@@ -130,6 +131,38 @@ import Testing
         Self.wait(for: "the backlog is flushed") { !engine.maintenance.priority.isBoosted }
         #expect(Self.scheduling(ofThread: thread) == Self.atIdle)
         #expect(try engine.get(Array("key-399".utf8))?.value.count == 40)
+    }
+
+    @Test(.enabled(if: ThreadPriority.idleIsRevocable, "the process may raise a thread out of SCHED_IDLE"))
+    func aSecondSealedMemtableRaisesTheMaintenanceThreadBeforeAnyWriterStalls() throws {
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = EngineOptions(durability: .never)
+        options.memtableSize = 4096
+        options.maxSealedMemtables = 4
+        options.maintenanceInterval = 5
+        let engine = try Engine.open(directory: directory, options: options)
+        defer { try? engine.close() }
+        let thread = Self.maintenanceThread(of: engine)
+        var written = 0
+        func writeUntilSealed(_ count: Int) {
+            while engine.statistics.sealedMemtables < count {
+                var batch = WriteBatch()
+                batch.put(Array("key-\(written)".utf8), [UInt8](repeating: 7, count: 40))
+                engine.write(batch) { _ in }
+                written += 1
+            }
+        }
+        try engine.maintenance.withWorkPaused { _ in
+            writeUntilSealed(1)
+            #expect(Self.scheduling(ofThread: thread) == Self.atIdle, "one sealed memtable is a flush keeping up")
+            writeUntilSealed(2)
+            #expect(Self.scheduling(ofThread: thread) == Self.atNiceTen)
+            #expect(engine.statistics.maintenanceBoosts == 1 && engine.statistics.writeStalls == 0)
+        }
+        Self.wait(for: "the backlog is flushed") { !engine.maintenance.priority.isBoosted }
+        #expect(Self.scheduling(ofThread: thread) == Self.atIdle)
+        #expect(engine.statistics.sealedMemtables == 0)
     }
     #endif
 }

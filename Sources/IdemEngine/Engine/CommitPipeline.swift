@@ -102,19 +102,25 @@ final class CommitPipeline: Sendable {
 
     /// Called (with no lock held) after a memtable is sealed.
     private let onSeal: @Sendable () -> Void
-    /// Called with `lock` held while a writer waits for sealed memtables to
-    /// be flushed (then again every time it wakes to look): must be quick
-    /// and must not take `lock`.
-    private let onStall: @Sendable () -> Void
+    /// Called with `lock` held when flushes fall behind — a seal leaves
+    /// `flushBacklogThreshold` memtables waiting, or a writer waits for
+    /// them (then again every time it wakes to look): must be quick and
+    /// must not take `lock`.
+    private let onFlushBacklog: @Sendable () -> Void
+
+    /// Sealed memtables waiting that count as flushes falling behind: one
+    /// is the normal state while a flush runs; a second sealed before the
+    /// first is flushed means the flusher is not keeping up with writes.
+    static let flushBacklogThreshold = 2
 
     init(views: ReadViews, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters,
-         onSeal: @escaping @Sendable () -> Void, onStall: @escaping @Sendable () -> Void = {}) {
+         onSeal: @escaping @Sendable () -> Void, onFlushBacklog: @escaping @Sendable () -> Void = {}) {
         self.views = views
         self.logWriter = logWriter
         self.options = options
         self.counters = counters
         self.onSeal = onSeal
-        self.onStall = onStall
+        self.onFlushBacklog = onFlushBacklog
         self.state = State(memtable: views.current.active, nextSequence: nextSequence)
         switch options.durability {
         case .always:
@@ -507,7 +513,7 @@ final class CommitPipeline: Sendable {
                 && !state.closing && state.failure == nil {
             if !stalled { counters.writeStalls.add(1, ordering: .relaxed) }
             stalled = true
-            onStall()
+            onFlushBacklog()
             lock.wait(nanoseconds: 100_000_000)
         }
         guard state.failure == nil, !state.closing else { return false }
@@ -521,6 +527,7 @@ final class CommitPipeline: Sendable {
         let sealed = SealedMemtable(memtable: state.memtable, firstUncoveredSegment: logWriter.segmentNumber)
         state.memtable = Memtable(sizedFor: options.memtableSize)
         views.seal(sealed, replacement: state.memtable)
+        if views.current.sealed.count >= Self.flushBacklogThreshold { onFlushBacklog() }
         return true
     }
 

@@ -90,7 +90,7 @@ public final class Engine: Sendable {
                                           nextSequence: max(outcome.nextSequence, versions.lastSequence + 1),
                                           options: options, counters: counters,
                                           onSeal: { [weak maintenance] in maintenance?.wake() },
-                                          onStall: { [weak maintenance] in maintenance?.writerStalled() })
+                                          onFlushBacklog: { [weak maintenance] in maintenance?.flushesFallBehind() })
             maintenance.start(pipeline: pipeline)
             return Engine(directory: directory, options: options, views: views, pipeline: pipeline,
                           maintenance: maintenance, counters: counters, cache: cache, directoryLock: lock, report: report)

@@ -53,10 +53,11 @@ public struct EngineStatistics: Sendable {
     public var maintenanceError: String?
     /// Whether a merge of tables is running now.
     public var compacting: Bool
-    /// What the maintenance thread runs at while no writer waits for it
+    /// What the maintenance thread runs at while its flushes keep up
     /// (`.low` where `.idle` was asked for but could not be undone).
     public var maintenancePriority: MaintenancePriority
-    /// Times a writer stalled on sealed memtables raised that thread.
+    /// Times flushes fell behind (two sealed memtables waiting, or a
+    /// writer stalled) and raised that thread.
     public var maintenanceBoosts: Int
 }
 

@@ -36,8 +36,8 @@ final class Maintenance: Sendable {
     private let layout: PartitionLayout
     private let pipeline: Mutex<CommitPipeline?> = Mutex(nil)
     private let published = Mutex(Published())
-    /// The background thread's priority; writers stalled on sealed
-    /// memtables raise it (`writerStalled`) until they are flushed.
+    /// The background thread's priority; a backlog of sealed memtables
+    /// raises it (`flushesFallBehind`) until they are flushed.
     let priority: BoostablePriority
 
     init(versions: VersionSet, views: ReadViews, options: EngineOptions, directory: String) {
@@ -57,10 +57,10 @@ final class Maintenance: Sendable {
         spawnThread(name: "idem-maintenance", priority: priority.resting) { [self] in loop() }
     }
 
-    /// A writer waits for a flush (the sealed memtables are at their
-    /// limit): the thread must get its share of the CPU now.
-    func writerStalled() {
-        priority.boost()
+    /// Sealed memtables pile up (and writers will soon wait for them, or
+    /// already do): the thread must get its share of the CPU now.
+    func flushesFallBehind() {
+        priority.boost(.flushes)
     }
 
     /// Asks the background thread to look for work now.
@@ -196,7 +196,7 @@ final class Maintenance: Sendable {
             pipeline.withLock { $0 }?.wakeStalledWriters()
         }
         // Every sealed memtable is flushed: no writer waits on this thread.
-        priority.rest()
+        priority.rest(.flushes)
         if report.flushes > 0 { MemoryRelease.returnFreedMemory() }
     }
 
@@ -255,6 +255,10 @@ final class Maintenance: Sendable {
             let young = hot.filter { now - $0.metadata.createdAt < options.coldAfter }
             if let run = picker.pick(young) { jobs.append((Array(run), .hot)) }
             if let run = picker.pick(tables.filter { $0.metadata.tier == .cold }) { jobs.append((Array(run), .cold)) }
+            // Merges that let tables pile up to twice the trigger are behind
+            // (an idle thread on a busy machine): catch up at nice 10.
+            if tables.count >= 2 * options.compactionTrigger && !jobs.isEmpty { priority.boost(.merges) }
+            defer { priority.rest(.merges) }
             for job in jobs {
                 let compaction = Compaction(versions: versions, inputs: job.inputs, partitionEnd: end, outputTier: job.tier,
                                             options: job.tier == .hot ? hotOptions : coldOptions, now: now)

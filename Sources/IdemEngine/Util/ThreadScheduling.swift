@@ -74,40 +74,51 @@ private final class SchedulingProbe: Sendable {
 /// How the engine's maintenance thread (flushes, merges, partition drops)
 /// is scheduled while no writer waits for it.
 public enum MaintenancePriority: String, Sendable, CaseIterable {
-    /// SCHED_IDLE, raised to nice 10 while a writer waits on the backlog of
-    /// sealed memtables — where the process may raise it back
+    /// SCHED_IDLE, raised to nice 10 while sealed memtables pile up
+    /// (`BoostablePriority`) — where the process may raise it back
     /// (`ThreadPriority.idleIsRevocable`); elsewhere as `.low`.
     case idle
     /// Nice 10 throughout.
     case low
 }
 
-/// The priority of a background thread that the threads waiting on it can
-/// raise.
+/// The priority of a background thread, raised while its work falls behind.
 ///
 /// Why: at nice 10 a flush still took its slices from an event loop on the
 /// same CPU. On the 2-vCPU machine of BENCHMARKS.md, with a client at
 /// 40k requests/s, each flush of a 64 MB memtable held replies back by up
 /// to 60 ms; at SCHED_IDLE the loops preempt it and the flush runs on what
-/// they leave. What idle gives up is progress on a machine other work keeps
-/// busy — there an idle thread barely runs, and writers would wait on the
-/// backlog of sealed memtables for as long. A writer that stalls on that
-/// backlog is waiting for exactly this thread, so it `boost`s it to nice
-/// 10 (today's share) until the backlog is flushed (`rest`). Raising a
-/// thread out of SCHED_IDLE needs privileges (sched(7)); where the process
-/// lacks them, `resting` is `.background` and a boost changes nothing.
+/// they leave. What idle gives up is progress while the CPUs are busy —
+/// under a saturating write load, or on a machine other work keeps busy,
+/// an idle thread barely runs: sealed memtables pile up (memory, then
+/// writers wait on them) and so do a partition's tables (every lookup
+/// probes each one). So the engine `boost`s the thread to nice 10 (the
+/// share it always had before) for as long as either falls behind, and
+/// lets it `rest` once the work is caught up. Raising a thread out of
+/// SCHED_IDLE needs privileges (sched(7)); where the process lacks them,
+/// `resting` is `.background` and a boost changes nothing.
 ///
 /// Invariants: once `attachCurrentThread` ran, the thread's kernel priority
-/// is `.background` while `boosted` and `resting` otherwise; flag and
-/// priority change together under `state`'s lock, so a boost racing a rest
-/// leaves them agreeing. After `detachCurrentThread` no thread id is kept:
-/// a later boost cannot reach whichever thread reuses the id.
+/// is `.background` while any reason to boost holds and `resting`
+/// otherwise; reasons and priority change together under `state`'s lock,
+/// so a boost racing a rest leaves them agreeing. After
+/// `detachCurrentThread` no thread id is kept: a later boost cannot reach
+/// whichever thread reuses the id.
 final class BoostablePriority: Sendable {
+    /// What the thread is behind on.
+    enum Reason: UInt8, Sendable {
+        /// Sealed memtables wait for their flush.
+        case flushes = 1
+        /// A partition holds more tables than merges should leave.
+        case merges = 2
+    }
+
     let resting: ThreadPriority
 
     private struct State {
         var thread: Int32?
-        var boosted = false
+        /// The `Reason`s that hold, as a bit set.
+        var reasons: UInt8 = 0
         var boosts = 0
     }
 
@@ -120,12 +131,12 @@ final class BoostablePriority: Sendable {
     /// What the thread runs at when not boosted, as `MaintenancePriority`.
     var effectivePreference: MaintenancePriority { resting == .idle ? .idle : .low }
 
-    var isBoosted: Bool { state.withLock { $0.boosted } }
+    var isBoosted: Bool { state.withLock { $0.reasons != 0 } }
 
     /// The Linux thread id of the attached thread, if one is attached.
     var threadID: Int32? { state.withLock { $0.thread } }
 
-    /// Times a waiting writer raised the thread.
+    /// Times the thread was raised.
     var boosts: Int { state.withLock { $0.boosts } }
 
     /// Called first thing on the thread whose priority this is.
@@ -134,7 +145,7 @@ final class BoostablePriority: Sendable {
         let thread = idem_gettid()
         state.withLock { state in
             state.thread = thread
-            (state.boosted ? ThreadPriority.background : resting).apply(toThread: thread)
+            (state.reasons != 0 ? ThreadPriority.background : resting).apply(toThread: thread)
         }
         #endif
     }
@@ -144,23 +155,24 @@ final class BoostablePriority: Sendable {
         state.withLock { $0.thread = nil }
     }
 
-    /// Someone waits for the thread's work: raise it (from any thread).
-    func boost() {
+    /// The thread's work falls behind: raise it (from any thread).
+    func boost(_ reason: Reason) {
         guard resting == .idle else { return }
         state.withLock { state in
-            guard !state.boosted else { return }
-            state.boosted = true
+            let wasBoosted = state.reasons != 0
+            state.reasons |= reason.rawValue
+            guard !wasBoosted else { return }
             state.boosts += 1
             if let thread = state.thread { ThreadPriority.background.apply(toThread: thread) }
         }
     }
 
-    /// Nobody waits any more: back to `resting`.
-    func rest() {
+    /// Caught up on `reason`: back to `resting` unless another holds.
+    func rest(_ reason: Reason) {
         state.withLock { state in
-            guard state.boosted else { return }
-            state.boosted = false
-            if let thread = state.thread { resting.apply(toThread: thread) }
+            guard state.reasons & reason.rawValue != 0 else { return }
+            state.reasons &= ~reason.rawValue
+            if state.reasons == 0, let thread = state.thread { resting.apply(toThread: thread) }
         }
     }
 }
