@@ -57,6 +57,48 @@ if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "kv" {
     exit(0)
 }
 
+/// CPU time of the calling thread so far.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+// `idem-workloads merge DIR N`: one merge of four tables — N keys in all,
+// N/4 random 16-byte keys (as `kv`, seeds 1–4) per flushed table, with
+// 64-byte values, expiring in a day — timed alone: the tables are written
+// with merges off, the engine reopened with the default trigger (4), and
+// `runMaintenance()` does the one merge. Prints: engine n seconds
+// cpu_seconds (the merging thread's; wall time adds the table's fsync)
+// mb_read_per_s entries_per_s. What the background thread spends per merge
+// is CPU the event loops and clients share on a small machine.
+if CommandLine.arguments.count == 4 && CommandLine.arguments[1] == "merge" {
+    let directory = CommandLine.arguments[2]
+    let count = Int(CommandLine.arguments[3]) ?? 1_000_000
+    let value = [UInt8](repeating: UInt8(ascii: "v"), count: 64)
+    var options = EngineOptions(durability: .never)
+    options.backgroundMaintenance = false
+    options.compactionTrigger = 1_000
+    var engine = try Engine.open(directory: directory, options: options)
+    let expiry = Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000
+    for seed in 1...4 {
+        for key in randomKeys(count / 4, seed: UInt64(seed)) { try await engine.put(key, value, expiresAt: expiry) }
+        try await engine.flush()
+    }
+    try engine.close()
+    options.compactionTrigger = EngineOptions().compactionTrigger
+    engine = try Engine.open(directory: directory, options: options)
+    var report = MaintenanceReport()
+    let cpuBefore = threadCPUSeconds()
+    let elapsed = try seconds { report = try engine.runMaintenance() }
+    let cpu = threadCPUSeconds() - cpuBefore
+    guard report.compactions == 1 else { fatalError("expected one merge, got \(report)") }
+    print(String(format: "idem %d %.3f %.3f %.1f %.0f", count, elapsed, cpu, Double(report.compactionBytesRead) / 1e6 / elapsed,
+                 Double(count) / elapsed))
+    try engine.close()
+    exit(0)
+}
+
 // `idem-workloads lookups DIR N`: point lookups served by tables alone —
 // N keys (as `kv`) filled, flushed and reopened with the default 64 MiB
 // block cache; after a warm pass, three timed passes over the keys in a

@@ -40,26 +40,35 @@ final class VersionedEntry: ManagedBuffer<VersionedEntryHeader, UInt8>, RadixTre
         } }
     }
 
-    var sequence: UInt64 { header.sequence }
-    var expiresAt: Int64 { header.expiresAt }
-    var kind: EntryKind { header.kind }
-    var isTombstone: Bool { header.kind == .tombstone }
+    /// The header, read through its pointer: `ManagedBuffer.header` is a
+    /// class property, and each read of one pays a dynamic exclusivity
+    /// check (a thread-local access set) — on every lookup, merge step and
+    /// flush step. The entry is immutable (see above), so no access can
+    /// conflict.
+    private var fields: VersionedEntryHeader {
+        @inline(__always) get { withUnsafeMutablePointerToHeader { $0.pointee } }
+    }
+
+    var sequence: UInt64 { fields.sequence }
+    var expiresAt: Int64 { fields.expiresAt }
+    var kind: EntryKind { fields.kind }
+    var isTombstone: Bool { fields.kind == .tombstone }
 
     /// True when the entry has an expiry at or before `now`: from that
     /// millisecond on it is invisible to readers.
     @inline(__always)
     func isExpired(at now: Int64) -> Bool {
-        header.expiresAt != 0 && header.expiresAt <= now
+        fields.expiresAt != 0 && fields.expiresAt <= now
     }
 
     func withKey<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let count = Int(header.keyCount)
+        let count = Int(fields.keyCount)
         return try withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: count)) }
     }
 
     /// `withKey` for bodies with a typed error.
     func withKeyBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        let count = Int(header.keyCount)
+        let count = Int(fields.keyCount)
         let result = withUnsafeMutablePointerToElements { elements in
             Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(start: elements, count: count)) }
         }
@@ -67,8 +76,8 @@ final class VersionedEntry: ManagedBuffer<VersionedEntryHeader, UInt8>, RadixTre
     }
 
     func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let keyCount = Int(header.keyCount)
-        let valueCount = Int(header.valueCount)
+        let keyCount = Int(fields.keyCount)
+        let valueCount = Int(fields.valueCount)
         return try withUnsafeMutablePointerToElements {
             try body(UnsafeRawBufferPointer(start: $0 + keyCount, count: valueCount))
         }
@@ -79,5 +88,5 @@ final class VersionedEntry: ManagedBuffer<VersionedEntryHeader, UInt8>, RadixTre
 
     /// Bytes this entry holds in memory, roughly: payload plus header and
     /// object overhead. Drives the memtable's size accounting.
-    var approximateFootprint: Int { Int(header.keyCount) + Int(header.valueCount) + 64 }
+    var approximateFootprint: Int { Int(fields.keyCount) + Int(fields.valueCount) + 64 }
 }

@@ -57,13 +57,17 @@ struct Compaction {
                     try pause()
                 }
                 // The smallest current key, and the newest entry for it.
-                var smallest: [UInt8]?
-                for iterator in iterators where iterator.isValid {
-                    if smallest == nil || iterator.key.lexicographicallyPrecedes(smallest!) { smallest = iterator.key }
+                // (By index: a `for iterator in iterators` copies each
+                // iterator — its block and key references — per key.)
+                var smallest = -1
+                for index in iterators.indices where iterators[index].isValid {
+                    if smallest < 0 || ByteOrder.compare(iterators[index].key, iterators[smallest].key) < 0 { smallest = index }
                 }
-                guard let key = smallest else { break }
+                guard smallest >= 0 else { break }
+                let key = iterators[smallest].key
                 var newest: VersionedEntry?
-                for index in iterators.indices where iterators[index].isValid && iterators[index].key == key {
+                for index in iterators.indices
+                where iterators[index].isValid && ByteOrder.compare(iterators[index].key, key) == 0 {
                     let entry = try iterators[index].entry()
                     outcome.entriesRead += 1
                     if entry.sequence > (newest?.sequence ?? 0) { newest = entry }

@@ -30,17 +30,24 @@ struct BloomFilterBuilder {
     func finish() -> [UInt8] {
         let probes = UInt8(min(16, max(1, Int((Double(bitsPerKey) * 0.69).rounded()))))
         let blockCount = max(1, (hashes.count * bitsPerKey + 511) / 512)
-        var blocks = [UInt64](repeating: 0, count: blockCount * 8)
-        for hash in hashes {
-            let block = BloomFilter.blockIndex(hash, blockCount: blockCount)
-            BloomFilter.forEachBit(hash, probes: Int(probes)) { bit in
-                blocks[block * 8 + bit >> 6] |= 1 << UInt64(bit & 63)
+        // Through a buffer pointer: the array's subscript in the closure
+        // checked uniqueness and bounds on each of the ~14 bits of every
+        // key (a tenth of a merge's CPU).
+        var words = [UInt64](repeating: 0, count: blockCount * 8)
+        words.withUnsafeMutableBufferPointer { words in
+            for hash in hashes {
+                let base = BloomFilter.blockIndex(hash, blockCount: blockCount) * 8
+                BloomFilter.forEachBit(hash, probes: Int(probes)) { bit in
+                    words[base + bit >> 6] |= 1 << UInt64(bit & 63)
+                }
             }
+            for index in words.indices { words[index] = words[index].littleEndian }
         }
-        var encoded: [UInt8] = [probes]
-        encoded.appendFixed32(UInt32(blockCount))
+        var encoded: [UInt8] = []
         encoded.reserveCapacity(5 + blockCount * 64)
-        for word in blocks { encoded.appendFixed64(word) }
+        encoded.append(probes)
+        encoded.appendFixed32(UInt32(blockCount))
+        words.withUnsafeBytes { encoded.append(contentsOf: $0) }
         return encoded
     }
 }
