@@ -63,7 +63,7 @@ import Testing
                 keys.insert(shared + (0..<length).map { _ in UInt8.random(in: 0...3, using: &generator) * 85 })
             }
             let entries = keys.map { VersionedEntry.make(kind: .value, key: $0, value: [], expiresAt: 0, sequence: 1) }
-            let sorted = KeyOrder.sorted(entries.map { Unmanaged.passUnretained($0) }).map(\.key)
+            let sorted = KeyOrder.sorted(entries.map { Unmanaged.passUnretained($0) }).map { $0.takeUnretainedValue().key }
             #expect(sorted == keys.sorted { ByteOrder.compare($0, $1) < 0 }, "round \(round)")
         }
     }

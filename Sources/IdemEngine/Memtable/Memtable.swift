@@ -112,23 +112,32 @@ final class Memtable: Sendable {
         return result
     }
 
-    /// Every entry in key order: for a flush (of a sealed memtable) and
-    /// salvage's rewrite (before any writer). Sorts the index's entries
-    /// unless a scan built the tree; holds the read lock throughout, so it
-    /// is not for a memtable taking writes.
+    /// Every entry in key order: for salvage's rewrite (before any writer).
     func allEntries() -> [VersionedEntry] {
-        lock.withReadLock {
+        withEntriesInKeyOrder { $0.map { $0.takeUnretainedValue() } }
+    }
+
+    /// Calls `body` with every entry in key order, unretained: the
+    /// memtable keeps them alive while `body` runs, under the read lock —
+    /// so this is for a flush of a sealed memtable, not for one taking
+    /// writes. Sorts the index's entries unless a scan built the tree.
+    func withEntriesInKeyOrder<R, E: Error>(_ body: ([Unmanaged<VersionedEntry>]) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E> = lock.withReadLock {
+            let entries: [Unmanaged<VersionedEntry>]
             if let tree {
-                var result: [VersionedEntry] = []
-                result.reserveCapacity(tree.count)
+                var inTree: [Unmanaged<VersionedEntry>] = []
+                inTree.reserveCapacity(tree.count)
                 tree.forEach(prefix: [], from: nil) { entry in
-                    result.append(entry)
+                    inTree.append(Unmanaged.passUnretained(entry))
                     return true
                 }
-                return result
+                entries = inTree
+            } else {
+                entries = KeyOrder.sorted(index.unretainedEntries())
             }
-            return KeyOrder.sorted(index.unretainedEntries())
+            return Result { () throws(E) -> R in try body(entries) }
         }
+        return try result.get()
     }
 
     var count: Int { lock.withReadLock { index.count } }
