@@ -51,6 +51,18 @@ import Testing
         return engine.maintenance.priority.threadID ?? -1
     }
 
+    /// An engine whose memtables seal every 4 KB, `maxSealedMemtables` of
+    /// them allowed to wait, and its maintenance thread.
+    static func openWithSmallMemtables(maxSealedMemtables: Int) throws -> (Engine, String, Int32) {
+        let directory = makeTemporaryDirectory()
+        var options = EngineOptions(durability: .never)
+        options.memtableSize = 4096
+        options.maxSealedMemtables = maxSealedMemtables
+        options.maintenanceInterval = 5
+        let engine = try Engine.open(directory: directory, options: options)
+        return (engine, directory, maintenanceThread(of: engine))
+    }
+
     @Test func spawnedThreadsAreNamedAndRunAtTheirPriority() {
         let seen = Mutex<[String: Scheduling]>([:])
         let done = DispatchSemaphore(value: 0)
@@ -100,15 +112,11 @@ import Testing
     /// stalled on them (here the limit is one, so the stall comes first).
     @Test(.enabled(if: ThreadPriority.idleIsRevocable, "the process may raise a thread out of SCHED_IDLE"))
     func aStalledWriterRaisesTheMaintenanceThreadUntilTheFlushesAreDone() throws {
-        let directory = makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = EngineOptions(durability: .never)
-        options.memtableSize = 4096
-        options.maxSealedMemtables = 1
-        options.maintenanceInterval = 5
-        let engine = try Engine.open(directory: directory, options: options)
-        defer { try? engine.close() }
-        let thread = Self.maintenanceThread(of: engine)
+        let (engine, directory, thread) = try Self.openWithSmallMemtables(maxSealedMemtables: 1)
+        defer {
+            try? engine.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
         #expect(Self.scheduling(ofThread: thread) == Self.atIdle)
 
         let writerFinished = DispatchSemaphore(value: 0)
@@ -135,15 +143,11 @@ import Testing
 
     @Test(.enabled(if: ThreadPriority.idleIsRevocable, "the process may raise a thread out of SCHED_IDLE"))
     func aSecondSealedMemtableRaisesTheMaintenanceThreadBeforeAnyWriterStalls() throws {
-        let directory = makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = EngineOptions(durability: .never)
-        options.memtableSize = 4096
-        options.maxSealedMemtables = 4
-        options.maintenanceInterval = 5
-        let engine = try Engine.open(directory: directory, options: options)
-        defer { try? engine.close() }
-        let thread = Self.maintenanceThread(of: engine)
+        let (engine, directory, thread) = try Self.openWithSmallMemtables(maxSealedMemtables: 4)
+        defer {
+            try? engine.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
         var written = 0
         func writeUntilSealed(_ count: Int) {
             while engine.statistics.sealedMemtables < count {
