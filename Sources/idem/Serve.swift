@@ -52,7 +52,7 @@ struct Serve: AsyncParsableCommand {
     var ioThreadsBalance: YesNo = .yes
     @Option(help: "yes: the allocator's own threads return freed memory to the OS as it ages, even when idle (as Redis's jemalloc-bg-thread).")
     var jemallocBgThread: YesNo = .yes
-    @Option(help: "idle: flushes and merges run only on CPU time the event loops leave (Linux SCHED_IDLE; raised to low while flushes fall behind; low where the process may not raise them back); low: nice 10.")
+    @Option(help: "idle: flushes and merges run only on CPU time the event loops leave (Linux SCHED_IDLE; raised to low while flushes or merges fall behind; low where the process may not raise them back); low: nice 10.")
     var maintenancePriority: MaintenancePriority = .idle
     @Option(help: "Log format: text or json.") var logFormat: ServerLogHandler.Format = .text
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info

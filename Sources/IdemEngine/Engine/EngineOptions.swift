@@ -94,7 +94,8 @@ public struct EngineOptions: Sendable {
     public var maintenanceInterval: Int64 = 1000
     /// How the maintenance thread competes for the CPU (Linux): `.idle`
     /// lets it run only on CPU time the embedder's threads leave, raised
-    /// while its flushes fall behind (`BoostablePriority`); `.low` is nice 10.
+    /// while its flushes or merges fall behind (`BoostablePriority`);
+    /// `.low` is nice 10.
     public var maintenancePriority = MaintenancePriority.idle
 
     /// Tests: called on the maintenance thread each time a merge pauses

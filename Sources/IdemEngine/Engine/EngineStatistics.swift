@@ -56,8 +56,9 @@ public struct EngineStatistics: Sendable {
     /// What the maintenance thread runs at while its flushes keep up
     /// (`.low` where `.idle` was asked for but could not be undone).
     public var maintenancePriority: MaintenancePriority
-    /// Times flushes fell behind (two sealed memtables waiting, or a
-    /// writer stalled) and raised that thread.
+    /// Times its work fell behind (two sealed memtables waiting, a writer
+    /// stalled, or a partition at twice the merge trigger) and raised
+    /// that thread.
     public var maintenanceBoosts: Int
 }
 

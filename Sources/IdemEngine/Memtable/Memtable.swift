@@ -117,27 +117,24 @@ final class Memtable: Sendable {
         withEntriesInKeyOrder { $0.map { $0.takeUnretainedValue() } }
     }
 
-    /// Calls `body` with every entry in key order, unretained: the
-    /// memtable keeps them alive while `body` runs, under the read lock —
-    /// so this is for a flush of a sealed memtable, not for one taking
-    /// writes. Sorts the index's entries unless a scan built the tree.
+    /// Calls `body` with every entry in key order, unretained. For a
+    /// memtable that takes no more writes (a sealed one; salvage's before
+    /// any writer): only a write replaces an entry, so the memtable keeps
+    /// every one alive for as long as it lives, and `body` runs outside
+    /// the lock (a scan building the tree meanwhile is not held up by a
+    /// flush). Sorts the index's entries unless a scan built the tree.
     func withEntriesInKeyOrder<R, E: Error>(_ body: ([Unmanaged<VersionedEntry>]) throws(E) -> R) throws(E) -> R {
-        let result: Result<R, E> = lock.withReadLock {
-            let entries: [Unmanaged<VersionedEntry>]
-            if let tree {
-                var inTree: [Unmanaged<VersionedEntry>] = []
-                inTree.reserveCapacity(tree.count)
-                tree.forEach(prefix: [], from: nil) { entry in
-                    inTree.append(Unmanaged.passUnretained(entry))
-                    return true
-                }
-                entries = inTree
-            } else {
-                entries = KeyOrder.sorted(index.unretainedEntries())
+        let entries: [Unmanaged<VersionedEntry>] = lock.withReadLock {
+            guard let tree else { return KeyOrder.sorted(index.unretainedEntries()) }
+            var inTree: [Unmanaged<VersionedEntry>] = []
+            inTree.reserveCapacity(tree.count)
+            tree.forEach(prefix: [], from: nil) { entry in
+                inTree.append(Unmanaged.passUnretained(entry))
+                return true
             }
-            return Result { () throws(E) -> R in try body(entries) }
+            return inTree
         }
-        return try result.get()
+        return try withExtendedLifetime(self) { () throws(E) -> R in try body(entries) }
     }
 
     var count: Int { lock.withReadLock { index.count } }

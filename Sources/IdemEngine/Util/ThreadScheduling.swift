@@ -72,9 +72,9 @@ private final class SchedulingProbe: Sendable {
 }
 
 /// How the engine's maintenance thread (flushes, merges, partition drops)
-/// is scheduled while no writer waits for it.
+/// is scheduled while its work keeps up.
 public enum MaintenancePriority: String, Sendable, CaseIterable {
-    /// SCHED_IDLE, raised to nice 10 while sealed memtables pile up
+    /// SCHED_IDLE, raised to nice 10 while flushes or merges fall behind
     /// (`BoostablePriority`) — where the process may raise it back
     /// (`ThreadPriority.idleIsRevocable`); elsewhere as `.low`.
     case idle
