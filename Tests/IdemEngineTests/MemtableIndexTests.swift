@@ -50,7 +50,8 @@ import Testing
 
     /// The flush's sort against the plain one: keys of every length, with
     /// long shared prefixes, zero bytes, and keys that are prefixes of
-    /// others (where the 8-byte windows tie).
+    /// others (where the 8-byte windows tie), below and above the size
+    /// where it switches to a radix sort.
     @Test func keyOrderSortsAsBytesCompare() {
         let seed = testSeed()
         print("key order seed \(seed)")
@@ -58,7 +59,11 @@ import Testing
         for round in 0..<20 {
             var keys = Set<[UInt8]>()
             let shared = (0..<Int.random(in: 0...12, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            for _ in 0..<Int.random(in: 0...3_000, using: &generator) {
+            // Every other round past `KeyOrder.radixThreshold`: the radix
+            // sort and its tie runs, against the comparison sort below it.
+            let count = round.isMultiple(of: 2) ? Int.random(in: 0...3_000, using: &generator)
+                                                : Int.random(in: 3_000...20_000, using: &generator)
+            for _ in 0..<count {
                 let length = Int.random(in: 0...20, using: &generator)
                 keys.insert(shared + (0..<length).map { _ in UInt8.random(in: 0...3, using: &generator) * 85 })
             }

@@ -30,17 +30,81 @@ enum KeyOrder {
         var items = entries.map { entry in
             Item(window: entry._withUnsafeGuaranteedRef { $0.withKey { window(of: $0, after: shared) } }, entry: entry)
         }
-        items.sort { left, right in
-            if left.window != right.window { return left.window < right.window }
-            return left.entry._withUnsafeGuaranteedRef { leftEntry in
-                right.entry._withUnsafeGuaranteedRef { rightEntry in
-                    leftEntry.withKey { leftKey in rightEntry.withKey { ByteOrder.compare(leftKey, $0) < 0 } }
-                }
+        if items.count < radixThreshold {
+            items.sort { left, right in
+                if left.window != right.window { return left.window < right.window }
+                return keyPrecedes(left.entry, right.entry)
+            }
+        } else {
+            sortByWindow(&items)
+            // Equal windows (keys equal for 8 bytes past the shared prefix,
+            // or one a zero-padded prefix of the other): whole keys decide.
+            var start = 0
+            while start < items.count {
+                var end = start + 1
+                while end < items.count && items[end].window == items[start].window { end += 1 }
+                if end - start > 1 { items[start..<end].sort { keyPrecedes($0.entry, $1.entry) } }
+                start = end
             }
         }
         // Unretained: retaining each would touch every entry's header once
         // more, in key order — a cache miss each in a large memtable.
         return items.map(\.entry)
+    }
+
+    /// From this many entries on, the windows are radix-sorted: a flush
+    /// sorts a memtable's hundreds of thousands of entries, and a stable
+    /// counting pass per window byte moves each item 8 times at most,
+    /// where a comparison sort makes ~log2(n) passes of branchy compares.
+    static let radixThreshold = 512
+
+    private static func keyPrecedes(_ left: Unmanaged<VersionedEntry>, _ right: Unmanaged<VersionedEntry>) -> Bool {
+        left._withUnsafeGuaranteedRef { leftEntry in
+            right._withUnsafeGuaranteedRef { rightEntry in
+                leftEntry.withKey { leftKey in rightEntry.withKey { ByteOrder.compare(leftKey, $0) < 0 } }
+            }
+        }
+    }
+
+    /// Sorts `items` by window, stably: least significant byte first, one
+    /// counting pass over all eight bytes' histograms, then a scatter per
+    /// byte — skipped for a byte every window shares (the high bytes of
+    /// short keys' windows are zero padding).
+    private static func sortByWindow(_ items: inout [Item]) {
+        let count = items.count
+        // `Item` is a trivial type: uninitialised scratch is fine to fill.
+        var scratch = [Item](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 8 * 256) { histograms in
+            histograms.initialize(repeating: 0)
+            items.withUnsafeMutableBufferPointer { source in
+                scratch.withUnsafeMutableBufferPointer { target in
+                    for item in source {
+                        for byte in 0..<8 { histograms[byte * 256 + Int(truncatingIfNeeded: item.window >> (8 * byte)) & 255] += 1 }
+                    }
+                    var from = source, to = target
+                    var sortedInScratch = false
+                    for byte in 0..<8 {
+                        let base = byte * 256
+                        let digitOfFirst = Int(truncatingIfNeeded: from[0].window >> (8 * byte)) & 255
+                        if histograms[base + digitOfFirst] == count { continue }
+                        var offset = 0
+                        for digit in 0..<256 {
+                            let inBucket = histograms[base + digit]
+                            histograms[base + digit] = offset
+                            offset += inBucket
+                        }
+                        for item in from {
+                            let digit = base + Int(truncatingIfNeeded: item.window >> (8 * byte)) & 255
+                            to[histograms[digit]] = item
+                            histograms[digit] += 1
+                        }
+                        swap(&from, &to)
+                        sortedInScratch.toggle()
+                    }
+                    if sortedInScratch { source.baseAddress!.update(from: target.baseAddress!, count: count) }
+                }
+            }
+        }
     }
 
     /// Key bytes `start ..< start + 8` as a big-endian integer, zeros past
