@@ -72,13 +72,6 @@ static inline int idem_schedule_normal(int thread, int nice) {
     return setpriority(PRIO_PROCESS, (id_t)thread, nice);
 }
 
-// Whether `thread` runs under SCHED_IDLE (1), another policy (0) or is
-// unknown (-1).
-static inline int idem_is_scheduled_idle(int thread) {
-    int policy = sched_getscheduler(thread);
-    return policy < 0 ? -1 : policy == IDEM_SCHED_IDLE;
-}
-
 // Names the calling thread (at most 15 bytes are kept; longer is refused).
 static inline int idem_name_this_thread(const char *name) {
     extern unsigned long pthread_self(void);

@@ -114,7 +114,7 @@ final class CommitPipeline: Sendable {
     static let flushBacklogThreshold = 2
 
     init(views: ReadViews, logWriter: LogWriter, nextSequence: UInt64, options: EngineOptions, counters: EngineCounters,
-         onSeal: @escaping @Sendable () -> Void, onFlushBacklog: @escaping @Sendable () -> Void = {}) {
+         onSeal: @escaping @Sendable () -> Void, onFlushBacklog: @escaping @Sendable () -> Void) {
         self.views = views
         self.logWriter = logWriter
         self.options = options

@@ -36,8 +36,9 @@ final class Maintenance: Sendable {
     private let layout: PartitionLayout
     private let pipeline: Mutex<CommitPipeline?> = Mutex(nil)
     private let published = Mutex(Published())
-    /// The background thread's priority; a backlog of sealed memtables
-    /// raises it (`flushesFallBehind`) until they are flushed.
+    /// The background thread's priority: raised while sealed memtables
+    /// wait (`flushesFallBehind`, until they are flushed) and while a
+    /// partition's tables pile up (`compact`, for its merges).
     let priority: BoostablePriority
 
     init(versions: VersionSet, views: ReadViews, options: EngineOptions, directory: String) {
