@@ -47,6 +47,28 @@ public enum Keyspace {
         return engineKey
     }
 
+    /// Calls `body` with the engine key of `key` in `namespace`, built in
+    /// temporary storage rather than an array: for hints made per key of a
+    /// batch (`ReadPrefetcher`), where allocating would cost more than the
+    /// hint saves. Nil, without calling `body`, for a namespace over the
+    /// limit.
+    public static func withEngineKey<R>(namespace: [UInt8], key: UnsafeRawBufferPointer,
+                                        _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard namespace.count <= maxNamespaceLength else { return nil }
+        let length = 2 + namespace.count + key.count
+        return withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { buffer in
+            buffer[0] = tag
+            buffer[1] = UInt8(namespace.count)
+            if !namespace.isEmpty {
+                namespace.withUnsafeBytes { buffer.baseAddress!.advanced(by: 2).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+            if key.count > 0 {
+                buffer.baseAddress!.advanced(by: 2 + namespace.count).copyMemory(from: key.baseAddress!, byteCount: key.count)
+            }
+            return body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
     /// The engine-key prefix of every key in `namespace`.
     public static func prefix(namespace: [UInt8]) throws(IdempotencyError) -> [UInt8] {
         try engineKey(namespace: namespace, key: [])

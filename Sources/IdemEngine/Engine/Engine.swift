@@ -145,6 +145,13 @@ public final class Engine: Sendable {
         return .value(Self.storedValue(live))
     }
 
+    /// A prefetcher for a batch of lookups about to be made (reads, or the
+    /// reads of read-modify-writes): see `ReadPrefetcher`. Made per batch,
+    /// it holds the current view until it is dropped.
+    public func readPrefetcher() -> ReadPrefetcher {
+        ReadPrefetcher(view: views.current)
+    }
+
     /// Live keys starting with `prefix`, in key order, from `startKey`
     /// (inclusive) on, at most `limit`.
     public func scan(prefix: [UInt8] = [], from startKey: [UInt8]? = nil, limit: Int = .max) throws(EngineError) -> [(key: [UInt8], value: StoredValue)] {

@@ -39,6 +39,11 @@ final class Memtable: Sendable {
     /// (the commit pipeline checks this under its lock, which every apply
     /// takes).
     private let applies = Atomic<UInt64>(0)
+    /// The index's `probeHint`, kept current under the write lock (it
+    /// changes only when the index grows), so that `prefetch` can run
+    /// without the lock: a pipelined batch's prefetches would otherwise
+    /// take it once more per key.
+    private let probeHint: Atomic<UInt>
 
     /// `memtableSize`: the bytes at which the memtable will be sealed; the
     /// hash index starts large enough for that many small entries, so that
@@ -46,6 +51,19 @@ final class Memtable: Sendable {
     /// for every reader and writer, and slows WAL replay).
     init(sizedFor memtableSize: Int = 0) {
         index = MemtableIndex(capacity: MemtableIndex.capacity(forBytes: memtableSize))
+        probeHint = Atomic(index.probeHint)
+    }
+
+    /// Starts loading the index slot a lookup of the key with `hash`
+    /// (`Hash64`) probes first (see `ReadPrefetcher`).
+    func prefetch(hash: UInt64) {
+        MemtableIndex.prefetch(hint: probeHint.load(ordering: .relaxed), hash: hash)
+    }
+
+    /// Whether the published hint is the index's own (it must be once no
+    /// apply is running; the tests check it through growth).
+    var probeHintIsCurrent: Bool {
+        lock.withReadLock { probeHint.load(ordering: .relaxed) == index.probeHint }
     }
 
     func get(_ key: UnsafeRawBufferPointer) -> VersionedEntry? {
@@ -77,9 +95,11 @@ final class Memtable: Sendable {
 
     private func insertLocked(_ entry: VersionedEntry) {
         footprint += entry.approximateFootprint
+        let capacity = index.capacity
         if let previous = index.insert(entry, hash: entry.withKey { Hash64.hash($0) }) {
             footprint -= previous.approximateFootprint
         }
+        if index.capacity != capacity { probeHint.store(index.probeHint, ordering: .relaxed) }
         _ = tree?.insert(entry)
     }
 

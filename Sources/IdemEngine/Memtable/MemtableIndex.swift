@@ -1,3 +1,4 @@
+import CIdemHardware
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -29,7 +30,7 @@ import Darwin
 /// chains never break. The memtable's lock covers the index.
 struct MemtableIndex: ~Copyable {
     private var slots: UnsafeMutablePointer<UInt>
-    private var capacity: Int
+    private(set) var capacity: Int
     private(set) var count = 0
     /// The occupied slots, in insertion order of their keys: what a walk
     /// over every entry visits (the release in `deinit`, a flush's sort),
@@ -78,6 +79,21 @@ struct MemtableIndex: ~Copyable {
     /// The entry a word points at, unretained (the slot keeps it alive).
     private static func entry(_ word: UInt) -> Unmanaged<VersionedEntry> {
         Unmanaged<VersionedEntry>.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask)!)
+    }
+
+    /// Where the slots lie, in one word: their address, and the capacity's
+    /// log2 in the top byte. What `prefetch(hint:hash:)` needs, published
+    /// by the memtable for readers that do not take its lock.
+    var probeHint: UInt { UInt(bitPattern: slots) | UInt(capacity.trailingZeroBitCount) << 56 }
+
+    /// Starts loading the slot a lookup of `hash` probes first, given a
+    /// `probeHint`. A hint that is stale (the index grew and freed its old
+    /// slots since) only loads a line for nothing: a prefetch never faults.
+    @inline(__always)
+    static func prefetch(hint: UInt, hash: UInt64) {
+        let mask = (1 << Int(hint >> 56)) - 1
+        let base = hint & addressMask
+        idem_prefetch(UnsafeRawPointer(bitPattern: base &+ UInt(Int(truncatingIfNeeded: hash) & mask) &* 8))
     }
 
     /// The entry for `key`, if the memtable holds one.

@@ -1,3 +1,5 @@
+import CIdemHardware
+
 /// A cache-line-blocked bloom filter (Putze, Sanders, Singler 2007): each
 /// key picks one 64-byte block and sets all its probe bits inside it, so a
 /// lookup touches a single cache line.
@@ -86,6 +88,18 @@ struct BloomFilter: Sendable {
                 if words[base + bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return false }
             }
             return true
+        }
+    }
+
+    /// Starts loading the block `mayContain(hash:)` reads: 64 bytes, on
+    /// one or two cache lines (the words are not line-aligned).
+    func prefetch(hash: UInt64) {
+        guard blockCount > 0 else { return }
+        let base = Self.blockIndex(hash, blockCount: blockCount) * 8
+        words.withUnsafeBufferPointer { words in
+            let block = UnsafeRawPointer(words.baseAddress! + base)
+            idem_prefetch(block)
+            idem_prefetch(block + 63)
         }
     }
 

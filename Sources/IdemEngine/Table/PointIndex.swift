@@ -1,3 +1,5 @@
+import CIdemHardware
+
 /// A hash index over a table's keys: for a key's hash, the data block and
 /// the restart interval within it where the key is, if the table holds it.
 ///
@@ -91,6 +93,12 @@ struct PointIndex: Sendable {
             if index == count { index = 0 }
         }
         return false
+    }
+
+    /// Starts loading the slot a lookup of `hash` probes first.
+    func prefetch(hash: UInt64) {
+        let home = Self.home(hash, slotCount: count)
+        encoded.withUnsafeBytes { idem_prefetch($0.baseAddress! + 4 + home * 8) }
     }
 
     /// Whether some slot's tag matches `hash`: the filter question alone.

@@ -279,6 +279,13 @@ final class TableReader: Sendable {
         return try find(key)
     }
 
+    /// Starts loading what `get` reads first for a key with `hash`: its
+    /// filter block and its point-index slot.
+    func prefetch(hash: UInt64) {
+        filter.prefetch(hash: hash)
+        pointLookup?.index.prefetch(hash: hash)
+    }
+
     /// `get` without touching the disk: `.some` is the answer, `nil` means
     /// a block that may hold `key` is not cached.
     func getCached(_ key: UnsafeRawBufferPointer, hash: UInt64) throws(EngineError) -> VersionedEntry?? {

@@ -1,5 +1,7 @@
 import CIdemPosix
 import Glibc
+import IdemEngine
+import Idempotency
 import RESP
 
 /// One client connection: bytes in → `RESPRequestParser` → commands →
@@ -188,7 +190,11 @@ final class ClientConnection: LoopSource {
         // When the previous command of this batch was answered at once,
         // its end is the next one's start: one clock reading per command.
         var previousEnd: UInt64?
+        // Where the last look ahead at pipelined keys ended: the next one
+        // starts once the commands it covered have run.
+        var lookedAheadThrough = inputStart
         parsing: while !closeAfterReplies && !closed && inputEnd > inputStart && !isPaused {
+            if inputStart >= lookedAheadThrough { lookedAheadThrough = prefetchPipelinedKeys() }
             let outcome = parser.parse(UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd]), into: &arguments)
             switch outcome {
             case .incomplete:
@@ -212,6 +218,33 @@ final class ClientConnection: LoopSource {
             }
         }
     }
+
+    /// Starts the memory loads of the lookups the next pipelined commands
+    /// will make, all at once (`PipelineLookahead`, `ReadPrefetcher`), when
+    /// the input holds more than one; returns the input offset up to which
+    /// it looked.
+    private func prefetchPipelinedKeys() -> Int {
+        let pending = UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd])
+        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Self.lookaheadKeys) { keys in
+            let (count, end) = PipelineLookahead.keyRanges(in: pending, into: keys)
+            if count >= 2 {
+                let prefetcher = server.engine.readPrefetcher()
+                let namespace = session.namespace
+                for range in keys[..<count] where range.count <= Self.maxPrefetchedKeyLength {
+                    _ = Keyspace.withEngineKey(namespace: namespace, key: UnsafeRawBufferPointer(rebasing: pending[range])) {
+                        prefetcher.prefetch($0)
+                    }
+                }
+            }
+            return inputStart + end
+        }
+    }
+
+    /// Keys prefetched per look ahead: enough for a typical pipeline, few
+    /// enough that the first one's loads are done before they are needed.
+    private static let lookaheadKeys = 16
+    /// Longer keys are not worth the copy a prefetch makes of them.
+    private static let maxPrefetchedKeyLength = 512
 
     /// Runs one command that started at `started`; returns when it ended
     /// if its reply was ready at once (nil when the reply comes later).
