@@ -50,13 +50,15 @@ public enum Keyspace {
     /// Calls `body` with the engine key of `key` in `namespace`, built in
     /// temporary storage rather than an array: for hints made per key of a
     /// batch (`ReadPrefetcher`), where allocating would cost more than the
-    /// hint saves. Nil, without calling `body`, for a namespace over the
-    /// limit.
-    public static func withEngineKey<R>(namespace: [UInt8], key: UnsafeRawBufferPointer,
-                                        _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        guard namespace.count <= maxNamespaceLength else { return nil }
+    /// hint saves. Returns false, without calling `body`, for a namespace
+    /// over the limit. Not generic: called across modules, a generic one
+    /// instantiated type metadata on every call.
+    @discardableResult
+    public static func withEngineKey(namespace: [UInt8], key: UnsafeRawBufferPointer,
+                                     _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard namespace.count <= maxNamespaceLength else { return false }
         let length = 2 + namespace.count + key.count
-        return withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { buffer in
+        withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { buffer in
             buffer[0] = tag
             buffer[1] = UInt8(namespace.count)
             if !namespace.isEmpty {
@@ -65,8 +67,9 @@ public enum Keyspace {
             if key.count > 0 {
                 buffer.baseAddress!.advanced(by: 2 + namespace.count).copyMemory(from: key.baseAddress!, byteCount: key.count)
             }
-            return body(UnsafeRawBufferPointer(buffer))
+            body(UnsafeRawBufferPointer(buffer))
         }
+        return true
     }
 
     /// The engine-key prefix of every key in `namespace`.

@@ -37,7 +37,7 @@ import Testing
         for number in 0..<20_000 {
             memtable.apply(VersionedEntry.make(kind: .value, key: bytes("key:\(number)"), value: [1], expiresAt: 0,
                                                sequence: UInt64(number + 1)))
-            memtable.prefetch(hash: UInt64(number) &* 0x9E37_79B9_7F4A_7C15)
+            MemtableIndex.prefetch(hint: memtable.slotsHint, hash: UInt64(number) &* 0x9E37_79B9_7F4A_7C15)
             if number % 997 == 0 { #expect(memtable.probeHintIsCurrent, "after \(number + 1) entries") }
         }
         #expect(memtable.probeHintIsCurrent)

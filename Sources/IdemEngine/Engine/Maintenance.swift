@@ -131,7 +131,10 @@ final class Maintenance: Sendable {
             var report = MaintenanceReport()
             do throws(EngineError) {
                 let now = options.clock.nowMilliseconds()
-                pipeline.withLock { $0 }?.prepareLog()
+                if let pipeline = pipeline.withLock({ $0 }) {
+                    pipeline.prepareLog()
+                    pipeline.prepareMemtable()
+                }
                 try flushSealed(versions, now: now, into: &report)
                 var started = monotonicNanoseconds()
                 try dropEndedPartitions(versions, now: now, into: &report)

@@ -16,6 +16,8 @@
 /// and whether or not the view is still current when they do.
 public struct ReadPrefetcher: Sendable {
     private let view: ReadView
+    /// The active memtable's `slotsHint`, read once for the batch.
+    private let activeSlots: UInt
 
     /// Tables per key whose filter block and point-index slot are loaded,
     /// newest first. A lookup stops at the first table holding the key,
@@ -25,13 +27,14 @@ public struct ReadPrefetcher: Sendable {
 
     init(view: ReadView) {
         self.view = view
+        activeSlots = view.active.slotsHint
     }
 
     /// Starts loading what a lookup of `key` reads first.
     public func prefetch(_ key: UnsafeRawBufferPointer) {
         let hash = Hash64.hash(key)
-        view.active.prefetch(hash: hash)
-        for sealed in view.sealed { sealed.memtable.prefetch(hash: hash) }
+        MemtableIndex.prefetch(hint: activeSlots, hash: hash)
+        for sealed in view.sealed { MemtableIndex.prefetch(hint: sealed.memtable.slotsHint, hash: hash) }
         for table in view.version.tables.prefix(Self.maxTables) { table.reader.prefetch(hash: hash) }
     }
 }

@@ -54,11 +54,16 @@ final class Memtable: Sendable {
         probeHint = Atomic(index.probeHint)
     }
 
-    /// Starts loading the index slot a lookup of the key with `hash`
-    /// (`Hash64`) probes first (see `ReadPrefetcher`).
-    func prefetch(hash: UInt64) {
-        MemtableIndex.prefetch(hint: probeHint.load(ordering: .relaxed), hash: hash)
+    /// Backs the index with writable pages now (a memtable made ahead of
+    /// the seal that installs it: see `CommitPipeline.prepareMemtable`).
+    func prefault() {
+        lock.withReadLock { index.prefault() }
     }
+
+    /// Where the index's slots lie, for `MemtableIndex.prefetch(hint:hash:)`
+    /// (see `ReadPrefetcher`). Read once per batch of keys: it shares a
+    /// cache line with what every apply writes.
+    var slotsHint: UInt { probeHint.load(ordering: .relaxed) }
 
     /// Whether the published hint is the index's own (it must be once no
     /// apply is running; the tests check it through growth).

@@ -1,4 +1,7 @@
 import CIdemHardware
+#if os(Linux)
+import CIdemPosix
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -79,6 +82,16 @@ struct MemtableIndex: ~Copyable {
     /// The entry a word points at, unretained (the slot keeps it alive).
     private static func entry(_ word: UInt) -> Unmanaged<VersionedEntry> {
         Unmanaged<VersionedEntry>.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask)!)
+    }
+
+    /// Backs every slot with a writable page now (see
+    /// `idem_prefault_writable`): for an index made ahead of need, off the
+    /// hot path, whose pages would otherwise each fault twice under the
+    /// commit lock — once read as the zero page, once on the first write.
+    func prefault() {
+        #if os(Linux)
+        idem_prefault_writable(slots, capacity * MemoryLayout<UInt>.stride)
+        #endif
     }
 
     /// Where the slots lie, in one word: their address, and the capacity's

@@ -231,7 +231,7 @@ final class ClientConnection: LoopSource {
                 let prefetcher = server.engine.readPrefetcher()
                 let namespace = session.namespace
                 for range in keys[..<count] where range.count <= Self.maxPrefetchedKeyLength {
-                    _ = Keyspace.withEngineKey(namespace: namespace, key: UnsafeRawBufferPointer(rebasing: pending[range])) {
+                    Keyspace.withEngineKey(namespace: namespace, key: UnsafeRawBufferPointer(rebasing: pending[range])) {
                         prefetcher.prefetch($0)
                     }
                 }
