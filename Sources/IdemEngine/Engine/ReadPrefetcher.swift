@@ -1,3 +1,5 @@
+import CIdemHardware
+
 /// Starts the memory loads of a batch of point lookups before any of them
 /// runs, so that their first cache misses overlap.
 ///
@@ -15,26 +17,63 @@
 /// read view's; the lookups that follow are correct whether or not it ran,
 /// and whether or not the view is still current when they do.
 public struct ReadPrefetcher: Sendable {
+    /// Keeps alive everything the addresses below point into.
     private let view: ReadView
-    /// The active memtable's `slotsHint`, read once for the batch.
-    private let activeSlots: UInt
+    /// The memtables' `slotsHint`s, active first.
+    private var memtables: InlineArray<3, UInt> = .init(repeating: 0)
+    private var memtableCount = 0
+    private var tables: InlineArray<4, TableLoads> = .init(repeating: TableLoads())
+    private var tableCount = 0
 
     /// Tables per key whose filter block and point-index slot are loaded,
     /// newest first. A lookup stops at the first table holding the key,
     /// and loads beyond what a core keeps in flight (ten or so) only
     /// queue behind the rest of the batch's.
-    static let maxTables = 4
+    static var maxTables: Int { InlineArray<4, TableLoads>.count }
 
+    /// Reads every address once, here: per key, reading them through the
+    /// view would touch reference counts and a memtable's line that the
+    /// other event loops write.
     init(view: ReadView) {
         self.view = view
-        activeSlots = view.active.slotsHint
+        memtables[0] = view.active.slotsHint
+        memtableCount = 1
+        for sealed in view.sealed.prefix(memtables.count - 1) {
+            memtables[memtableCount] = sealed.memtable.slotsHint
+            memtableCount += 1
+        }
+        for table in view.version.tables.prefix(tables.count) {
+            tables[tableCount] = table.reader.firstLoads
+            tableCount += 1
+        }
     }
 
     /// Starts loading what a lookup of `key` reads first.
     public func prefetch(_ key: UnsafeRawBufferPointer) {
         let hash = Hash64.hash(key)
-        MemtableIndex.prefetch(hint: activeSlots, hash: hash)
-        for sealed in view.sealed { MemtableIndex.prefetch(hint: sealed.memtable.slotsHint, hash: hash) }
-        for table in view.version.tables.prefix(Self.maxTables) { table.reader.prefetch(hash: hash) }
+        for index in 0..<memtableCount { MemtableIndex.prefetch(hint: memtables[index], hash: hash) }
+        for index in 0..<tableCount { tables[index].prefetch(hash: hash) }
+    }
+}
+
+/// Where a table's point lookup loads first: the filter block for the key's
+/// hash and the point-index slot its probe starts at. Addresses as
+/// integers, only ever prefetched, never dereferenced (a prefetch of any
+/// address is harmless); valid while the table's reader lives.
+struct TableLoads: Sendable {
+    var filterBlocks: (address: UInt, count: Int) = (0, 0)
+    var pointSlots: (address: UInt, count: Int) = (0, 0)
+
+    @inline(__always)
+    func prefetch(hash: UInt64) {
+        if filterBlocks.count > 0 {
+            let block = filterBlocks.address &+ UInt(BloomFilter.blockIndex(hash, blockCount: filterBlocks.count) &* 64)
+            idem_prefetch(UnsafeRawPointer(bitPattern: block))
+            idem_prefetch(UnsafeRawPointer(bitPattern: block &+ 63))
+        }
+        if pointSlots.count > 0 {
+            let slot = pointSlots.address &+ UInt(PointIndex.home(hash, slotCount: pointSlots.count) &* 8)
+            idem_prefetch(UnsafeRawPointer(bitPattern: slot))
+        }
     }
 }

@@ -1,5 +1,3 @@
-import CIdemHardware
-
 /// A cache-line-blocked bloom filter (Putze, Sanders, Singler 2007): each
 /// key picks one 64-byte block and sets all its probe bits inside it, so a
 /// lookup touches a single cache line.
@@ -91,16 +89,11 @@ struct BloomFilter: Sendable {
         }
     }
 
-    /// Starts loading the block `mayContain(hash:)` reads: 64 bytes, on
-    /// one or two cache lines (the words are not line-aligned).
-    func prefetch(hash: UInt64) {
-        guard blockCount > 0 else { return }
-        let base = Self.blockIndex(hash, blockCount: blockCount) * 8
-        words.withUnsafeBufferPointer { words in
-            let block = UnsafeRawPointer(words.baseAddress! + base)
-            idem_prefetch(block)
-            idem_prefetch(block + 63)
-        }
+    /// Where the blocks lie, and how many there are: for `TableLoads`,
+    /// which only prefetches from it (the address outlives the closure
+    /// that read it, but the words never move: they are a `let`).
+    var blocksAddress: (address: UInt, count: Int) {
+        (words.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }, blockCount)
     }
 
     var memoryBytes: Int { words.count * 8 }

@@ -1,5 +1,3 @@
-import CIdemHardware
-
 /// A hash index over a table's keys: for a key's hash, the data block and
 /// the restart interval within it where the key is, if the table holds it.
 ///
@@ -95,10 +93,10 @@ struct PointIndex: Sendable {
         return false
     }
 
-    /// Starts loading the slot a lookup of `hash` probes first.
-    func prefetch(hash: UInt64) {
-        let home = Self.home(hash, slotCount: count)
-        encoded.withUnsafeBytes { idem_prefetch($0.baseAddress! + 4 + home * 8) }
+    /// Where slot 0 lies, and how many slots there are: for `TableLoads`
+    /// (see `BloomFilter.blocksAddress`).
+    var slotsAddress: (address: UInt, count: Int) {
+        (encoded.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) + 4 }, count)
     }
 
     /// Whether some slot's tag matches `hash`: the filter question alone.

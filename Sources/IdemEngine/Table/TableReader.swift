@@ -279,11 +279,9 @@ final class TableReader: Sendable {
         return try find(key)
     }
 
-    /// Starts loading what `get` reads first for a key with `hash`: its
-    /// filter block and its point-index slot.
-    func prefetch(hash: UInt64) {
-        filter.prefetch(hash: hash)
-        pointLookup?.index.prefetch(hash: hash)
+    /// Where what `get` reads first lies (see `ReadPrefetcher`).
+    var firstLoads: TableLoads {
+        TableLoads(filterBlocks: filter.blocksAddress, pointSlots: pointLookup?.index.slotsAddress ?? (0, 0))
     }
 
     /// `get` without touching the disk: `.some` is the answer, `nil` means
