@@ -240,6 +240,8 @@ final class CommitPipeline: Sendable {
     /// `view`'s memtables, and (when they hold none) in its tables.
     private struct Prefetch {
         let view: ReadView
+        /// `views.swapCount` read before `view` was.
+        let swaps: UInt64
         /// `view.active.applyCount` read before the lookup.
         let applies: UInt64
         let memtableEntry: VersionedEntry?
@@ -251,14 +253,15 @@ final class CommitPipeline: Sendable {
     /// tables are the slow part of a lookup, and under the lock they would
     /// serialize every writer behind one reader.
     private func prefetch(_ key: [UInt8]) throws(EngineError) -> Prefetch {
+        let swaps = views.swapCount
         let view = views.current
         let applies = view.active.applyCount
         return try key.withUnsafeBytes { raw in
             Result { () throws(EngineError) -> Prefetch in
                 if let entry = view.memtableEntry(raw) {
-                    return Prefetch(view: view, applies: applies, memtableEntry: entry, tableEntry: nil)
+                    return Prefetch(view: view, swaps: swaps, applies: applies, memtableEntry: entry, tableEntry: nil)
                 }
-                return Prefetch(view: view, applies: applies, memtableEntry: nil, tableEntry: .some(try view.version.get(raw)))
+                return Prefetch(view: view, swaps: swaps, applies: applies, memtableEntry: nil, tableEntry: .some(try view.version.get(raw)))
             }
         }.get()
     }
@@ -272,10 +275,13 @@ final class CommitPipeline: Sendable {
     /// entry is used if its version is still current (tables are
     /// immutable).
     private func currentEntry(_ key: [UInt8], prefetched: Prefetch?) throws(EngineError) -> VersionedEntry? {
-        let view = views.current
-        if let prefetched, prefetched.view === view, view.active.applyCount == prefetched.applies {
+        // An unchanged swap count says the prefetch's view is still the
+        // current one, without taking the views' mutex and a reference to
+        // the view (lines both event loops write, on every commit).
+        if let prefetched, views.swapCount == prefetched.swaps, prefetched.view.active.applyCount == prefetched.applies {
             return prefetched.memtableEntry ?? prefetched.tableEntry ?? nil
         }
+        let view = views.current
         return try key.withUnsafeBytes { raw in
             Result { () throws(EngineError) -> VersionedEntry? in
                 if let entry = view.memtableEntry(raw) { return entry }

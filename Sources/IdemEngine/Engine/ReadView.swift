@@ -62,12 +62,19 @@ final class ReadView: Sendable {
 /// write it should see.
 final class ReadViews: Sendable {
     private let view: Mutex<ReadView>
+    /// How many times the view was replaced; bumped inside the mutex with
+    /// each replacement. A reader that reads it, then `current`, and later
+    /// finds it unchanged knows that view is still current.
+    private let swaps = Atomic<UInt64>(0)
 
     init(_ initial: ReadView) {
         view = Mutex(initial)
     }
 
     var current: ReadView { view.withLock { $0 } }
+
+    /// See `swaps`.
+    var swapCount: UInt64 { swaps.load(ordering: .acquiring) }
 
     func lookup(_ key: UnsafeRawBufferPointer) throws(EngineError) -> VersionedEntry? {
         try current.lookup(key)
@@ -86,6 +93,7 @@ final class ReadViews: Sendable {
     func seal(_ sealed: SealedMemtable, replacement active: Memtable) {
         view.withLock { view in
             view = ReadView(active: active, sealed: [sealed] + view.sealed, version: view.version)
+            swaps.add(1, ordering: .releasing)
         }
     }
 
@@ -93,6 +101,7 @@ final class ReadViews: Sendable {
     func install(_ version: Version, flushed: SealedMemtable? = nil) {
         view.withLock { view in
             view = ReadView(active: view.active, sealed: view.sealed.filter { $0 !== flushed }, version: version)
+            swaps.add(1, ordering: .releasing)
         }
     }
 }
