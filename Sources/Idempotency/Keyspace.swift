@@ -38,13 +38,11 @@ public enum Keyspace {
         guard namespace.count <= maxNamespaceLength else {
             throw .invalidNamespace("\(namespace.count) bytes, the limit is \(maxNamespaceLength)")
         }
-        var engineKey: [UInt8] = []
-        engineKey.reserveCapacity(2 + namespace.count + key.count)
-        engineKey.append(tag)
-        engineKey.append(UInt8(namespace.count))
-        engineKey.append(contentsOf: namespace)
-        engineKey.append(contentsOf: key)
-        return engineKey
+        return key.withUnsafeBytes { key in
+            [UInt8](unsafeUninitializedCapacity: 2 + namespace.count + key.count) { buffer, count in
+                count = layOut(namespace: namespace, key: key, into: UnsafeMutableRawBufferPointer(buffer))
+            }
+        }
     }
 
     /// Calls `body` with the engine key of `key` in `namespace`, built in
@@ -57,19 +55,24 @@ public enum Keyspace {
     public static func withEngineKey(namespace: [UInt8], key: UnsafeRawBufferPointer,
                                      _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         guard namespace.count <= maxNamespaceLength else { return false }
-        let length = 2 + namespace.count + key.count
-        withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { buffer in
-            buffer[0] = tag
-            buffer[1] = UInt8(namespace.count)
-            if !namespace.isEmpty {
-                namespace.withUnsafeBytes { buffer.baseAddress!.advanced(by: 2).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            }
-            if key.count > 0 {
-                buffer.baseAddress!.advanced(by: 2 + namespace.count).copyMemory(from: key.baseAddress!, byteCount: key.count)
-            }
-            body(UnsafeRawBufferPointer(buffer))
+        withUnsafeTemporaryAllocation(byteCount: 2 + namespace.count + key.count, alignment: 1) { buffer in
+            let length = layOut(namespace: namespace, key: key, into: buffer)
+            body(UnsafeRawBufferPointer(rebasing: buffer[..<length]))
         }
         return true
+    }
+
+    /// Writes the engine key of `key` in `namespace` (at most
+    /// `maxNamespaceLength` bytes) at the start of `buffer`, which has room
+    /// for it; returns its length. The one place the layout is written.
+    private static func layOut(namespace: [UInt8], key: UnsafeRawBufferPointer,
+                               into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        buffer[0] = tag
+        buffer[1] = UInt8(namespace.count)
+        let keyStart = 2 + namespace.count
+        namespace.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[2..<keyStart]).copyMemory(from: $0) }
+        UnsafeMutableRawBufferPointer(rebasing: buffer[keyStart..<(keyStart + key.count)]).copyMemory(from: key)
+        return keyStart + key.count
     }
 
     /// The engine-key prefix of every key in `namespace`.

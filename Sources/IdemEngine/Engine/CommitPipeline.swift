@@ -366,8 +366,9 @@ final class CommitPipeline: Sendable {
         }
     }
 
-    /// Off the commit path (the maintenance thread): makes the memtable
-    /// the next seal installs, its index sized and backed by pages now.
+    /// Off the commit path (the maintenance thread, after a seal): makes
+    /// the memtable the next seal installs, its index sized and backed by
+    /// pages now.
     /// Why: a fresh index's pages fault in as the memtable fills, two
     /// faults a page and a TLB flush on every core — 1–2 % of a pipelined
     /// `SET`'s CPU, all of it on the event loops and half under `lock`.

@@ -133,7 +133,9 @@ final class Maintenance: Sendable {
                 let now = options.clock.nowMilliseconds()
                 if let pipeline = pipeline.withLock({ $0 }) {
                     pipeline.prepareLog()
-                    pipeline.prepareMemtable()
+                    // Only once memtables fill up: an engine that never
+                    // seals one would hold a second index for nothing.
+                    if !views.current.sealed.isEmpty { pipeline.prepareMemtable() }
                 }
                 try flushSealed(versions, now: now, into: &report)
                 var started = monotonicNanoseconds()

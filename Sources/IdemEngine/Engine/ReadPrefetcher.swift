@@ -22,14 +22,11 @@ public struct ReadPrefetcher: Sendable {
     /// The memtables' `slotsHint`s, active first.
     private var memtables: InlineArray<3, UInt> = .init(repeating: 0)
     private var memtableCount = 0
+    /// The newest tables' loads: four at most, since a lookup stops at the
+    /// first table holding the key, and loads beyond what a core keeps in
+    /// flight (ten or so) only queue behind the rest of the batch's.
     private var tables: InlineArray<4, TableLoads> = .init(repeating: TableLoads())
     private var tableCount = 0
-
-    /// Tables per key whose filter block and point-index slot are loaded,
-    /// newest first. A lookup stops at the first table holding the key,
-    /// and loads beyond what a core keeps in flight (ten or so) only
-    /// queue behind the rest of the batch's.
-    static var maxTables: Int { InlineArray<4, TableLoads>.count }
 
     /// Reads every address once, here: per key, reading them through the
     /// view would touch reference counts and a memtable's line that the
