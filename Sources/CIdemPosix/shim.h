@@ -199,19 +199,29 @@ static inline int idem_socket_address(int fd, int peer, char *text, size_t capac
 }
 
 // Backs [address, address + length) with writable pages now, instead of a
-// page fault at each page's first use. For memory whose first use is on a
-// hot path: a read of an untouched page maps the shared zero page, and the
-// first write then faults again and flushes the old mapping from every
-// CPU's TLB (an interrupt to each core running the process). A hint:
-// MADV_POPULATE_WRITE (Linux 5.14) in one call, else a write per page.
+// page fault at each page's first write: MADV_POPULATE_WRITE (Linux 5.14),
+// which takes the write faults without changing a byte, so it is safe
+// while another thread writes to the range. Returns 0, or -1 with errno
+// (EINVAL where the kernel lacks it; EFAULT for a file mapping past the
+// file's end).
 #include <sys/mman.h>
 #include <stdint.h>
 #define IDEM_MADV_POPULATE_WRITE 23
-static inline void idem_prefault_writable(void *address, size_t length) {
+static inline int idem_populate_writable(void *address, size_t length) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t start = ((uintptr_t)address + page - 1) & ~(page - 1);
     uintptr_t end = ((uintptr_t)address + length) & ~(page - 1);
-    if (end > start && madvise((void *)start, end - start, IDEM_MADV_POPULATE_WRITE) == 0) return;
+    if (end <= start) return 0;
+    return madvise((void *)start, end - start, IDEM_MADV_POPULATE_WRITE);
+}
+
+// idem_populate_writable, else a store per page: for memory no other
+// thread can see yet, whose first use is on a hot path. (A read of an
+// untouched page maps the shared zero page, and the first write then
+// faults again and flushes the old mapping from every CPU's TLB.)
+static inline void idem_prefault_writable(void *address, size_t length) {
+    if (idem_populate_writable(address, length) == 0) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     volatile unsigned char *bytes = (volatile unsigned char *)address;
     for (size_t offset = 0; offset < length; offset += page) bytes[offset] = bytes[offset];
 }

@@ -45,6 +45,51 @@ import Testing
         #expect(try fileSystem.readFile(path) == Array(expected.prefix(kept)) + [7, 7, 7, 7, 7, 7, 7, 7])
     }
 
+    /// The window after the one being written is reserved, mapped and
+    /// faulted in before the writer needs it: an append that fills the
+    /// rest of one window and runs into the next takes (almost) no page
+    /// fault — a page each, 256 a window, without the prefaulter.
+    @Test func theWindowAheadOfTheWriterIsFaultedInBeforeItIsReached() throws {
+        try #require(Self.kernelPopulatesMappings(), "MADV_POPULATE_WRITE (Linux 5.14) is needed")
+        let directory = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fileSystem = PosixFileSystem()
+        let path = directory + "/log"
+        let file = try fileSystem.openForMappedAppending(path)
+        defer { file.close() }
+        let window = PosixMappedAppendFile.windowSize
+        let first = [UInt8](repeating: 1, count: 100), second = [UInt8](repeating: 2, count: window)
+        try file.append(first[...])
+        WindowPrefaulter.shared.waitUntilIdle()
+        #expect(try Self.fileLength(path) == 2 * window, "the window ahead is reserved")
+
+        let faultsBefore = Self.minorFaultsOfThisThread()
+        try file.append(second[...])
+        let faults = Self.minorFaultsOfThisThread() - faultsBefore
+        #expect(faults < 16, "\(faults) page faults writing a window's worth")
+        WindowPrefaulter.shared.waitUntilIdle()
+        #expect(try Self.fileLength(path) == 3 * window, "and the one after it, once the writer moved on")
+        #expect(try fileSystem.readFile(path).prefix(window + 100) == (first + second)[...])
+    }
+
+    private static func kernelPopulatesMappings() -> Bool {
+        let length = Int(getpagesize())
+        guard let probe = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              probe != MAP_FAILED else { return false }
+        defer { munmap(probe, length) }
+        return madvise(probe, length, 23 /* MADV_POPULATE_WRITE */) == 0
+    }
+
+    private static func fileLength(_ path: String) throws -> Int {
+        try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+    }
+
+    private static func minorFaultsOfThisThread() -> Int {
+        var usage = rusage()
+        getrusage(1 /* RUSAGE_THREAD: this thread alone */, &usage)
+        return usage.ru_minflt
+    }
+
     /// Copying the data directory of a running engine gives what `kill -9`
     /// would leave: every acknowledged write in mapped segments that run on
     /// in zeros. The copy opens with all of them and reports no damage.
