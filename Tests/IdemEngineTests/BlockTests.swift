@@ -111,6 +111,65 @@ import Testing
         }
     }
 
+    /// A compressed block read from disk is decompressed into its own
+    /// storage, behind room left for its search aid; one whose aid outgrows
+    /// the room is copied instead. Either way it is the block built from
+    /// the decompressed bytes: same bytes, same seeks.
+    @Test(arguments: [1, 4, 16], [CompressionKind.lz4, .zstd])
+    func aBlockDecompressedInPlaceIsTheBlockOfItsBytes(restartInterval: Int, kind: CompressionKind) throws {
+        let padding = [UInt8](repeating: 0x78, count: 40)  // compressible values
+        for sharedPrefix in [[], bytes("tenant:0042:order:")] {
+            let keys = Self.keys(300, seed: UInt64(restartInterval)).map { sharedPrefix + $0 }
+            var builder = BlockBuilder(restartInterval: restartInterval)
+            for (index, key) in keys.enumerated() { builder.add(key: key, value: Self.value(index) + padding) }
+            let raw = builder.finish()
+            let copied = try Block(raw)
+            let roomy = 4096  // more than 300 restarts need
+            for room in [roomy, 0] {
+                let decompressed = try Self.decompress(raw, kind: kind, room: room)
+                #expect(decompressed.withBytes { Array($0) } == raw)
+                #expect(decompressed.restartCount == copied.restartCount && decompressed.restartsOffset == copied.restartsOffset)
+                if room == 0 {
+                    #expect(decompressed.memoryBytes == copied.memoryBytes, "no room: copied to its own size")
+                } else {
+                    #expect(decompressed.memoryBytes == raw.count + roomy + 32, "decompressed in place, behind the room")
+                }
+                var expected = BlockIterator(copied), actual = BlockIterator(decompressed)
+                for target in keys + keys.map({ $0 + [0] }) + [[], bytes("tenant:"), [0xFF]] {
+                    try target.withUnsafeBytes { target in
+                        try expected.seek(target)
+                        try actual.seek(target)
+                    }
+                    #expect(actual.isValid == expected.isValid && actual.key == expected.key, "seek(\(target))")
+                }
+            }
+        }
+        // Damage the compression does not hide: a bad restart array, a cut payload.
+        var builder = BlockBuilder(restartInterval: 4)
+        for index in 10..<30 { builder.add(key: bytes("order:\(index)"), value: Self.value(index) + padding) }
+        let good = builder.finish()
+        var badRestarts = good
+        badRestarts.storeFixed32(UInt32(badRestarts.count), at: badRestarts.count - 8)
+        #expect(throws: TableCorruption.self) { try Self.decompress(badRestarts, kind: kind, room: 256) }
+        let (stored, used) = BlockCompression.compress(good, kind: kind, zstdLevel: 3)
+        #expect(used == kind)
+        #expect(throws: TableCorruption.self) {
+            try stored.dropLast(3).withUnsafeBytes { stored in
+                let payload = try BlockCompression.compressedPayload(stored)
+                _ = try Block(decompressing: payload.source, kind: kind, size: payload.size, room: 256)
+            }
+        }
+    }
+
+    private static func decompress(_ raw: [UInt8], kind: CompressionKind, room: Int) throws -> Block {
+        let (stored, used) = BlockCompression.compress(raw, kind: kind, zstdLevel: 3)
+        try #require(used == kind, "the block compresses")
+        return try stored.withUnsafeBytes { stored in
+            let payload = try BlockCompression.compressedPayload(stored)
+            return try Block(decompressing: payload.source, kind: kind, size: payload.size, room: room)
+        }
+    }
+
     @Test func commonPrefixLengthCountsAcrossWordBoundaries() {
         for length in 0..<20 {
             let base = (0..<length).map { UInt8($0 * 7 + 1) }

@@ -19,7 +19,8 @@ struct TableCorruption: Error {
 ///
 ///     layout: contentStart u32 ‖ restartCount u32 ‖ restartsOffset u32 ‖ windowPrefixLength u32
 ///     windows: u64 × restartCount (native order) ‖ shared prefix, zero-padded to 8 bytes
-///     content: the block's bytes
+///     content: the block's bytes, from `contentStart` (zeros before it
+///              when the block was decompressed into room left for these)
 ///
 /// so that the first touch of a block found in the cache — its reference
 /// count, its layout, the windows — is one cache miss, where a class
@@ -46,58 +47,127 @@ struct Block: Sendable {
 
     /// Builds the block from a copy of `bytes`.
     init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
-        guard bytes.count >= 4 else { throw TableCorruption(detail: "block shorter than its trailer") }
-        let count = Int(bytes.loadFixed32(at: bytes.count - 4))
-        guard count >= 1, count <= (bytes.count - 4) / 4 else { throw TableCorruption(detail: "bad restart count \(count)") }
-        let offset = bytes.count - 4 - count * 4
-        // Restarts start at 0, strictly increase, and point before the array
-        // (checked in place: this runs for every block read from disk).
-        var previous = -1
-        for index in 0..<count {
-            let restart = Int(bytes.loadFixed32(at: offset + index * 4))
-            guard index == 0 ? restart == 0 : restart > previous else { throw TableCorruption(detail: "bad restart array") }
-            previous = restart
+        let outline = try Outline(bytes)
+        storage = [UInt8](unsafeUninitializedCapacity: outline.searchAidSize + bytes.count) { buffer, initialized in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            Self.writeSearchAid(outline, contentStart: outline.searchAidSize, into: out)
+            out.baseAddress!.advanced(by: outline.searchAidSize).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            initialized = outline.searchAidSize + bytes.count
         }
-        guard offset == 0 ? previous == 0 : previous < offset else { throw TableCorruption(detail: "bad restart array") }
-        // An empty block (no entries) has one restart and nothing to search.
-        guard offset > 0 else {
-            storage = Self.layOut(bytes, restartCount: count, restartsOffset: offset, keys: [], prefixLength: 0)
-            return
-        }
-        var keys: [UnsafeRawBufferPointer] = []
-        keys.reserveCapacity(count)
-        for index in 0..<count {
-            let entry = try BlockIterator.decode(bytes, at: Int(bytes.loadFixed32(at: offset + index * 4)), limit: offset, keyCount: 0)
-            keys.append(UnsafeRawBufferPointer(rebasing: bytes[entry.suffix]))
-        }
-        let prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
-        storage = Self.layOut(bytes, restartCount: count, restartsOffset: offset, keys: keys, prefixLength: prefixLength)
     }
 
-    /// The storage for a block of `bytes` whose restart keys are `keys`
-    /// (none for an empty block: no windows), sharing `prefixLength` bytes.
-    private static func layOut(_ bytes: UnsafeRawBufferPointer, restartCount: Int, restartsOffset: Int,
-                               keys: [UnsafeRawBufferPointer], prefixLength: Int) -> [UInt8] {
-        let windowsEnd = layoutSize + keys.count * 8
-        let start = windowsEnd + (prefixLength + 7) / 8 * 8
-        return [UInt8](unsafeUninitializedCapacity: start + bytes.count) { buffer, initialized in
-            let out = UnsafeMutableRawBufferPointer(buffer)
-            func store(_ value: Int, as field: Field) {
-                out.storeBytes(of: UInt32(value), toByteOffset: field.rawValue, as: UInt32.self)
+    /// Decompresses `source` (`kind`, `size` bytes once decompressed)
+    /// straight into the block's storage, behind `room` bytes left for its
+    /// search aid (`searchAidRoom`) — so a block read from disk is not
+    /// copied once more after decompression (6 % of a random get over tables
+    /// the block cache cannot hold). A block whose aid outgrows the room is
+    /// copied into a storage of its own size instead.
+    init(decompressing source: UnsafeRawBufferPointer, kind: CompressionKind, size: Int, room: Int) throws(TableCorruption) {
+        let room = (max(Self.layoutSize, room) + 7) & ~7
+        var failure: TableCorruption?
+        var fits = false
+        let storage = [UInt8](unsafeUninitializedCapacity: room + size) { buffer, initialized in
+            let out = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[..<(room + size)])
+            let content = UnsafeMutableRawBufferPointer(rebasing: out[room...])
+            do throws(BlockCompression.Failure) {
+                try BlockCompression.decompress(source, kind: kind, into: content)
+            } catch {
+                failure = TableCorruption(detail: error.detail)
+                initialized = 0
+                return
             }
-            store(start, as: .contentStart)
-            store(restartCount, as: .restartCount)
-            store(restartsOffset, as: .restartsOffset)
-            store(prefixLength, as: .windowPrefixLength)
-            for (index, key) in keys.enumerated() {
-                out.storeBytes(of: window(key, past: prefixLength), toByteOffset: layoutSize + index * 8, as: UInt64.self)
+            do throws(TableCorruption) {
+                let outline = try Outline(UnsafeRawBufferPointer(content))
+                fits = outline.searchAidSize <= room
+                if fits {
+                    Self.writeSearchAid(outline, contentStart: room, into: out)
+                    out[outline.searchAidSize..<room].initializeMemory(as: UInt8.self, repeating: 0)
+                } else {
+                    out[..<room].initializeMemory(as: UInt8.self, repeating: 0)
+                }
+                initialized = room + size
+            } catch {
+                failure = error
+                initialized = 0
             }
-            out[windowsEnd..<start].initializeMemory(as: UInt8.self, repeating: 0)
-            if prefixLength > 0 {
-                out.baseAddress!.advanced(by: windowsEnd).copyMemory(from: keys[0].baseAddress!, byteCount: prefixLength)
+        }
+        if let failure { throw failure }
+        guard fits else {
+            let copied = storage.withUnsafeBytes { all in
+                Result { () throws(TableCorruption) in try Block(UnsafeRawBufferPointer(rebasing: all[room...])) }
             }
-            out.baseAddress!.advanced(by: start).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            initialized = start + bytes.count
+            self = try copied.get()
+            return
+        }
+        self.storage = storage
+    }
+
+    /// Room for the search aid of a block of a table with `entriesPerBlock`
+    /// entries a block on average, were every 4th a restart (the densest
+    /// the engine writes): the layout, a window per restart and one spare,
+    /// and a shared prefix of up to 16 bytes.
+    static func searchAidRoom(entriesPerBlock: Int) -> Int {
+        layoutSize + ((entriesPerBlock + 3) / 4 + 1) * 8 + 16
+    }
+
+    /// What the search aid is made from: a block's restarts, validated,
+    /// and the keys at them (pointers into the block's bytes).
+    private struct Outline {
+        var restartCount: Int
+        var restartsOffset: Int
+        var keys: [UnsafeRawBufferPointer] = []
+        var prefixLength = 0
+
+        init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
+            guard bytes.count >= 4 else { throw TableCorruption(detail: "block shorter than its trailer") }
+            let count = Int(bytes.loadFixed32(at: bytes.count - 4))
+            guard count >= 1, count <= (bytes.count - 4) / 4 else { throw TableCorruption(detail: "bad restart count \(count)") }
+            let offset = bytes.count - 4 - count * 4
+            // Restarts start at 0, strictly increase, and point before the
+            // array (checked in place: this runs for every block read from disk).
+            var previous = -1
+            for index in 0..<count {
+                let restart = Int(bytes.loadFixed32(at: offset + index * 4))
+                guard index == 0 ? restart == 0 : restart > previous else { throw TableCorruption(detail: "bad restart array") }
+                previous = restart
+            }
+            guard offset == 0 ? previous == 0 : previous < offset else { throw TableCorruption(detail: "bad restart array") }
+            restartCount = count
+            restartsOffset = offset
+            // An empty block (no entries) has one restart and nothing to search.
+            guard offset > 0 else { return }
+            keys.reserveCapacity(count)
+            for index in 0..<count {
+                let entry = try BlockIterator.decode(bytes, at: Int(bytes.loadFixed32(at: offset + index * 4)), limit: offset,
+                                                     keyCount: 0)
+                keys.append(UnsafeRawBufferPointer(rebasing: bytes[entry.suffix]))
+            }
+            prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
+        }
+
+        /// Bytes before the block's own: the layout, the windows and the
+        /// shared prefix (padded to 8).
+        var searchAidSize: Int { Block.layoutSize + keys.count * 8 + (prefixLength + 7) / 8 * 8 }
+    }
+
+    /// Writes the layout, windows and prefix of `outline` at the start of
+    /// `out`, for content that starts at `contentStart`. The prefix is
+    /// copied from the keys, which may lie in `out` itself, past the aid.
+    private static func writeSearchAid(_ outline: Outline, contentStart: Int, into out: UnsafeMutableRawBufferPointer) {
+        func store(_ value: Int, as field: Field) {
+            out.storeBytes(of: UInt32(value), toByteOffset: field.rawValue, as: UInt32.self)
+        }
+        store(contentStart, as: .contentStart)
+        store(outline.restartCount, as: .restartCount)
+        store(outline.restartsOffset, as: .restartsOffset)
+        store(outline.prefixLength, as: .windowPrefixLength)
+        for (index, key) in outline.keys.enumerated() {
+            out.storeBytes(of: window(key, past: outline.prefixLength), toByteOffset: layoutSize + index * 8, as: UInt64.self)
+        }
+        let windowsEnd = layoutSize + outline.keys.count * 8
+        out[windowsEnd..<outline.searchAidSize].initializeMemory(as: UInt8.self, repeating: 0)
+        if outline.prefixLength > 0 {
+            out.baseAddress!.advanced(by: windowsEnd).copyMemory(from: outline.keys[0].baseAddress!, byteCount: outline.prefixLength)
         }
     }
 

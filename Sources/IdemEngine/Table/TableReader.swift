@@ -16,6 +16,9 @@ final class TableReader: Sendable {
     /// the filter then skip the index block.
     private let pointLookup: PointLookup?
     private let cache: BlockCache
+    /// What a block read from disk leaves for its search aid when it is
+    /// decompressed into place (`Block.init(decompressing:…)`).
+    private let searchAidRoom: Int
 
     /// A point index with what it needs to be used: every data block's
     /// handle, by ordinal (`blocks.count` is the table's data block count,
@@ -37,6 +40,8 @@ final class TableReader: Sendable {
         self.filter = filter
         self.pointLookup = pointLookup
         self.cache = cache
+        let blocks = max(1, properties.dataBlocks)
+        self.searchAidRoom = Block.searchAidRoom(entriesPerBlock: Int(min(properties.entries / blocks, 1 << 16)))
     }
 
     /// Whether point lookups go through a point index.
@@ -181,10 +186,11 @@ final class TableReader: Sendable {
         return (stored, kind)
     }
 
-    /// Reads a data block and decodes it: the frame and the decompressed
-    /// bytes live in temporary memory (on the stack when it fits), so the
-    /// one allocation a block read makes is the `Block`'s own — a block-cache
-    /// miss costs a read, a checksum, a decompression and one copy.
+    /// Reads a data block and decodes it: the frame lives in temporary
+    /// memory (on the stack when it fits) and a compressed block is
+    /// decompressed into the `Block`'s storage, so the one allocation a
+    /// block read makes is the `Block`'s own — a block-cache miss costs a
+    /// read, a checksum and a decompression (an uncompressed block, a copy).
     private func readBlock(_ handle: BlockHandle) throws(EngineError) -> Block {
         let file = self.file
         return try withFrame(of: handle) { framed throws(EngineError) -> Block in
@@ -219,24 +225,17 @@ final class TableReader: Sendable {
         do throws(TableCorruption) {
             let (stored, kind) = try Self.verifiedPayload(UnsafeRawBufferPointer(framed), fileNumber: fileNumber, handle: handle)
             if kind == .none { return try Block(stored) }
-            return try Self.decompressedBlock(stored, kind: kind)
+            return try Self.decompressedBlock(stored, kind: kind, room: searchAidRoom)
         } catch {
             throw .corruption(file: file.path, offset: Int(handle.offset), detail: error.detail)
         }
     }
 
-    private static func decompressedBlock(_ stored: UnsafeRawBufferPointer, kind: CompressionKind) throws(TableCorruption) -> Block {
+    private static func decompressedBlock(_ stored: UnsafeRawBufferPointer, kind: CompressionKind,
+                                          room: Int) throws(TableCorruption) -> Block {
         let payload: (size: Int, source: UnsafeRawBufferPointer)
         do { payload = try BlockCompression.compressedPayload(stored) } catch { throw TableCorruption(detail: error.detail) }
-        let outcome = withUnsafeTemporaryAllocation(byteCount: payload.size, alignment: 16) { content in
-            Result { () throws(TableCorruption) -> Block in
-                do throws(BlockCompression.Failure) { try BlockCompression.decompress(payload.source, kind: kind, into: content) } catch {
-                    throw TableCorruption(detail: error.detail)
-                }
-                return try Block(UnsafeRawBufferPointer(content))
-            }
-        }
-        return try outcome.get()
+        return try Block(decompressing: payload.source, kind: kind, size: payload.size, room: room)
     }
 
     /// The data block at `handle`, through the block cache. Without
