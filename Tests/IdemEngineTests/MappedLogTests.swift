@@ -48,7 +48,9 @@ import Testing
     /// The window after the one being written is reserved, mapped and
     /// faulted in before the writer needs it: an append that fills the
     /// rest of one window and runs into the next takes (almost) no page
-    /// fault — a page each, 256 a window, without the prefaulter.
+    /// fault — a page each, 256 a window, without the prefaulter. A file
+    /// just opened maps its first window alone (its header's sync would
+    /// write prefaulted zero pages out).
     @Test func theWindowAheadOfTheWriterIsFaultedInBeforeItIsReached() throws {
         try #require(Self.kernelPopulatesMappings(), "MADV_POPULATE_WRITE (Linux 5.14) is needed")
         let directory = makeTemporaryDirectory()
@@ -58,18 +60,20 @@ import Testing
         let file = try fileSystem.openForMappedAppending(path)
         defer { file.close() }
         let window = PosixMappedAppendFile.windowSize
-        let first = [UInt8](repeating: 1, count: 100), second = [UInt8](repeating: 2, count: window)
-        try file.append(first[...])
-        WindowPrefaulter.shared.waitUntilIdle()
-        #expect(try Self.fileLength(path) == 2 * window, "the window ahead is reserved")
+        let header = [UInt8](repeating: 1, count: 100), fill = [UInt8](repeating: 2, count: window)
+        try file.append(header[...])
+        #expect(try Self.fileLength(path) == window, "nothing reserved ahead of a fresh file's first window")
 
+        try file.append(fill[...])
+        WindowPrefaulter.shared.waitUntilIdle()
+        #expect(try Self.fileLength(path) == 3 * window, "the window ahead of the one the writer moved into is reserved")
         let faultsBefore = Self.minorFaultsOfThisThread()
-        try file.append(second[...])
+        try file.append(fill[...])
         let faults = Self.minorFaultsOfThisThread() - faultsBefore
         #expect(faults < 16, "\(faults) page faults writing a window's worth")
         WindowPrefaulter.shared.waitUntilIdle()
-        #expect(try Self.fileLength(path) == 3 * window, "and the one after it, once the writer moved on")
-        #expect(try fileSystem.readFile(path).prefix(window + 100) == (first + second)[...])
+        #expect(try Self.fileLength(path) == 4 * window, "and the one after it, once the writer moved on")
+        #expect(try fileSystem.readFile(path).prefix(2 * window + 100) == (header + fill + fill)[...])
     }
 
     private static func kernelPopulatesMappings() -> Bool {

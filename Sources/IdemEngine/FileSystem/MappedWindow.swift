@@ -44,6 +44,13 @@ final class MappedWindow: @unchecked Sendable {
 /// `MADV_POPULATE_WRITE` takes the same faults in one call per window, and
 /// a writer that arrives afterwards finds every page mapped writable.
 ///
+/// What it costs: populating a window takes about as much CPU as the
+/// faults it saves (0.9–1.1 ms per window against 0.9 ms), on this thread
+/// instead of the writer's; and the populated pages are dirty zeros, so a
+/// periodic sync that comes before the writer writes them out, and the
+/// writer's data later writes them again — at most one extra MiB of the
+/// log's own volume, as a log that zero-fills its segments pays.
+///
 /// Invariants: a window handed over stays mapped until its population
 /// ends (the queue holds a reference). Population changes page tables,
 /// never bytes, so it may overlap the owner's writes to the same window.

@@ -27,8 +27,9 @@ import Glibc
 ///   before it, right after an append that filled a window), inside the
 ///   allocated part of the file; `nextWindow`, when present, is the
 ///   window after `window`, allocated and handed to `WindowPrefaulter`
-///   when `window` was mapped — so that a writer reaching it finds its
-///   pages already faulted in, and no `fallocate` waits on the way.
+///   when an append moved into `window` — so that a writer reaching it
+///   finds its pages already faulted in, and no `fallocate` waits on the
+///   way. (A fresh file maps its first window alone: see `moveWindow`.)
 /// - `close()` cuts the file back to `size`. A file let go without a close,
 ///   or a crash, keeps its zero tail; readers of the log ignore zeros after
 ///   the last record (docs/FORMAT.md, WAL version 3).
@@ -51,7 +52,7 @@ final class PosixMappedAppendFile: WritableFile, @unchecked Sendable {
     static func open(fd: Int32, path: String, size: Int64) throws(IOFailure) -> PosixMappedAppendFile? {
         let file = PosixMappedAppendFile(fd: fd, path: path, size: size)
         do {
-            try file.moveWindow(to: size)
+            try file.moveWindow(to: size, prefaulting: false)
         } catch {
             // The caller keeps the descriptor either way.
             file.closed = true
@@ -90,7 +91,7 @@ final class PosixMappedAppendFile: WritableFile, @unchecked Sendable {
         while done < bytes.count {
             // (`truncate` may have moved the end back before the window.)
             if window?.contains(offset) != true {
-                try moveWindow(to: offset)
+                try moveWindow(to: offset, prefaulting: true)
             }
             let current = window.unsafelyUnwrapped
             let position = Int(offset - current.start)
@@ -149,11 +150,18 @@ final class PosixMappedAppendFile: WritableFile, @unchecked Sendable {
     }
 
     /// Maps the window holding `position` (the one prefaulted ahead, if it
-    /// is that one), then reserves and maps the window after it and hands
-    /// that to the prefaulter. The window left is unmapped on the
-    /// reclaimer's thread: tearing down 256 mapped pages takes 60–150 µs
-    /// here, and the caller holds the commit lock.
-    private func moveWindow(to position: Int64) throws(IOFailure) {
+    /// is that one); when `prefaulting`, also reserves and maps the window
+    /// after it and hands both to the prefaulter. The window left is
+    /// unmapped on the reclaimer's thread: tearing down 256 mapped pages
+    /// takes 60–150 µs here, and the caller holds the commit lock.
+    ///
+    /// Why not at open: a segment is created, its header appended and
+    /// synced, then left until a roll (often made ahead of need). Pages
+    /// prefaulted by then would be dirty zeros that the header's sync
+    /// writes out — 2 MiB of I/O per segment for nothing, and pages the
+    /// writer would fault on again. The first window of a segment (and
+    /// the start of its second) is faulted by the writer, as before.
+    private func moveWindow(to position: Int64, prefaulting: Bool) throws(IOFailure) {
         let start = position / Int64(Self.windowSize) * Int64(Self.windowSize)
         if let previous = window.take() { BackgroundReclaimer.shared.release(previous) }
         let current: MappedWindow
@@ -162,10 +170,11 @@ final class PosixMappedAppendFile: WritableFile, @unchecked Sendable {
         } else {
             try reserve(upTo: start + Int64(Self.windowSize))
             current = try map(at: start)
-            WindowPrefaulter.shared.prefault(current)
+            if prefaulting { WindowPrefaulter.shared.prefault(current) }
         }
         window = current
         nextWindow = nil
+        guard prefaulting else { return }
         // The window after: a failure here costs only the head start (the
         // append that needs it reserves and maps it then, and reports).
         if (try? reserve(upTo: current.end + Int64(Self.windowSize))) != nil,
