@@ -65,7 +65,6 @@ final class WindowPrefaulter: Sendable {
     nonisolated(unsafe) private var busy = false
     nonisolated(unsafe) private var threadStarted = false
     nonisolated(unsafe) private var unsupported = false
-    nonisolated(unsafe) private var populated: UInt64 = 0
 
     /// Faults `window` in, writable, soon; the caller need not wait.
     func prefault(_ window: MappedWindow) {
@@ -95,9 +94,6 @@ final class WindowPrefaulter: Sendable {
         lock.unlock()
     }
 
-    /// Windows populated so far (tests, statistics).
-    var windowsPopulated: UInt64 { lock.withLock { populated } }
-
     private func run() {
         lock.lock()
         while true {
@@ -106,12 +102,9 @@ final class WindowPrefaulter: Sendable {
             swap(&windows, &queue)
             busy = true
             lock.unlock()
-            var done: UInt64 = 0
             var supported = true
             for window in windows where supported {
-                if idem_populate_writable(window.base, window.length) == 0 {
-                    done += 1
-                } else if errno == EINVAL {
+                if idem_populate_writable(window.base, window.length) != 0 && errno == EINVAL {
                     supported = false
                 }
                 // EFAULT: the file was cut back under the window (closed
@@ -121,7 +114,6 @@ final class WindowPrefaulter: Sendable {
             // not under the lock.
             windows = []
             lock.lock()
-            populated += done
             unsupported = unsupported || !supported
             if !supported { queue.removeAll() }
             busy = false
