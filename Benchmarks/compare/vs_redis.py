@@ -15,7 +15,9 @@ command needs the first one's reply, which redis-benchmark cannot do), and
 the p99 of IDEM.BEGIN (vs SET NX PX) on an open-loop schedule at half of
 each server's own maximum, once both servers have finished the background
 work the earlier rows left (Idem's flushes and merges, Redis's AOF
-rewrite). --json writes every figure for chart.py.
+rewrite) — and that open loop's floor on this machine: the same rate
+against a Redis that persists nothing. --json writes every figure for
+chart.py.
 
     Benchmarks/compare/vs_redis.py [--requests 1000000] [--runs 3] [--keys 5000000] [--json FILE]
                                    [--only throughput pairs open-loop memory]
@@ -89,8 +91,10 @@ class Server:
 
     def command(self):
         if self.kind == "redis":
-            return ["redis-server", "--port", str(self.port), "--dir", self.dir, "--appendonly", "yes",
-                    "--appendfsync", self.fsync, "--save", "", "--protected-mode", "no", "--io-threads", "1"]
+            # fsync "off": no AOF at all (the open loop's floor below).
+            persistence = ["--appendonly", "no"] if self.fsync == "off" else ["--appendonly", "yes", "--appendfsync", self.fsync]
+            return ["redis-server", "--port", str(self.port), "--dir", self.dir, *persistence,
+                    "--save", "", "--protected-mode", "no", "--io-threads", "1"]
         return [os.path.join(ROOT, ".build", "release", "idem"), "serve", "--dir", os.path.join(self.dir, "data"),
                 "--port", str(self.port), "--fsync", self.fsync]
 
@@ -235,7 +239,7 @@ def main():
     args = parser.parse_args()
     ensure_tools()
     workdir = tempfile.mkdtemp(prefix="idem-vs-redis-")
-    rows = []
+    rows, floors = [], {}
     try:
         driver = build_pair_driver(workdir)
         for fsync in args.fsync:
@@ -267,10 +271,24 @@ def main():
                     # the two vCPUs with the open loop's requests.
                     for server in servers.values():
                         server.settle()
-                    rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",) + side_by_side(
-                        args.runs,
-                        lambda: pairs(driver, "idem", servers["idem"].port, args.pair_seconds, rate=idem_begin[0] / 2),
-                        lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds, rate=redis_lock[0] / 2)))
+                    # The floor: what this machine and the one-thread client
+                    # give a server with nothing to persist — SET NX PX to a
+                    # Redis without AOF at Idem's rate, measured right after
+                    # each Idem run (the machine's speed drifts). A p99 above
+                    # 1 ms here is the machine's, not the server's.
+                    floor_server, floor_runs = Server("redis", "off", workdir), []
+                    floor_server.start()
+                    def idem_then_floor(rate=idem_begin[0] / 2):
+                        result = pairs(driver, "idem", servers["idem"].port, args.pair_seconds, rate=rate)
+                        floor_runs.append(pairs(driver, "redis", floor_server.port, args.pair_seconds, rate=rate))
+                        return result
+                    try:
+                        rows.append((f"IDEM.BEGIN vs SET NX PX at half max, open loop ({fsync})",) + side_by_side(
+                            args.runs, idem_then_floor,
+                            lambda: pairs(driver, "redis", servers["redis"].port, args.pair_seconds, rate=redis_lock[0] / 2)))
+                    finally:
+                        floor_server.stop()
+                    floors[fsync] = tuple(statistics.median(values) for values in zip(*floor_runs))
             finally:
                 for server in servers.values():
                     server.stop()
@@ -291,6 +309,9 @@ def main():
         for name, idem, redis, ratio in rows:
             print(f"{name:56} {idem[0]:11.0f} {redis[0]:11.0f} {ratio:6.2f} "
                   f"{idem[1]:7.3f}/{idem[2]:<8.3f} {redis[1]:8.3f}/{redis[2]:<8.3f}")
+        for fsync, floor in floors.items():
+            print(f"{'open-loop floor: Redis without AOF at Idem rate (' + fsync + ')':56} {floor[0]:11.0f} {'':11} {'':6} "
+                  f"{floor[1]:7.3f}/{floor[2]:<8.3f}")
         if memory:
             print(f"{'memory after ' + str(args.keys) + ' SETs (RSS vs used_memory)':56} {memory['idem']:11d} {memory['redis']:11d} "
                   f"{memory['idem'] / memory['redis']:6.2f}")
@@ -301,6 +322,7 @@ def main():
                 json.dump({"requests": args.requests, "runs": args.runs, "keys": args.keys,
                            "rows": [{"workload": name, "idem": list(idem), "redis": list(redis), "ratio": ratio}
                                     for name, idem, redis, ratio in rows],
+                           "open_loop_floor": {fsync: list(floor) for fsync, floor in floors.items()},
                            "memory": memory, "restart": restart}, out, indent=1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
