@@ -151,6 +151,16 @@ import Testing
         var badRestarts = good
         badRestarts.storeFixed32(UInt32(badRestarts.count), at: badRestarts.count - 8)
         #expect(throws: TableCorruption.self) { try Self.decompress(badRestarts, kind: kind, room: 256) }
+        // A middle restart on an entry that shares bytes with the one before:
+        // found where the restart keys are decoded into windows, in place.
+        var sharingRestart = good
+        let (restartsOffset, second) = try good.withUnsafeBytes { raw in
+            let restartsOffset = raw.count - 4 - Int(raw.loadFixed32(at: raw.count - 4)) * 4
+            return (restartsOffset, try BlockIterator.decode(raw, at: 0, limit: restartsOffset, keyCount: 0).value.upperBound)
+        }
+        sharingRestart.storeFixed32(UInt32(second), at: restartsOffset + 4)
+        #expect(throws: TableCorruption.self) { try Block(sharingRestart) }
+        #expect(throws: TableCorruption.self) { try Self.decompress(sharingRestart, kind: kind, room: 256) }
         let (stored, used) = BlockCompression.compress(good, kind: kind, zstdLevel: 3)
         #expect(used == kind)
         #expect(throws: TableCorruption.self) {

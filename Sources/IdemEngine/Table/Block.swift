@@ -48,12 +48,21 @@ struct Block: Sendable {
     /// Builds the block from a copy of `bytes`.
     init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
         let outline = try Outline(bytes)
-        storage = [UInt8](unsafeUninitializedCapacity: outline.searchAidSize + bytes.count) { buffer, initialized in
+        var failure: TableCorruption?
+        let storage = [UInt8](unsafeUninitializedCapacity: outline.searchAidSize + bytes.count) { buffer, initialized in
             let out = UnsafeMutableRawBufferPointer(buffer)
-            Self.writeSearchAid(outline, contentStart: outline.searchAidSize, into: out)
+            do throws(TableCorruption) {
+                try Self.writeSearchAid(outline, contentStart: outline.searchAidSize, into: out)
+            } catch {
+                failure = error
+                initialized = 0
+                return
+            }
             out.baseAddress!.advanced(by: outline.searchAidSize).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             initialized = outline.searchAidSize + bytes.count
         }
+        if let failure { throw failure }
+        self.storage = storage
     }
 
     /// Decompresses `source` (`kind`, `size` bytes once decompressed)
@@ -80,7 +89,7 @@ struct Block: Sendable {
                 let outline = try Outline(UnsafeRawBufferPointer(content))
                 fits = outline.searchAidSize <= room
                 if fits {
-                    Self.writeSearchAid(outline, contentStart: room, into: out)
+                    try Self.writeSearchAid(outline, contentStart: room, into: out)
                     out[outline.searchAidSize..<room].initializeMemory(as: UInt8.self, repeating: 0)
                 } else {
                     out[..<room].initializeMemory(as: UInt8.self, repeating: 0)
@@ -111,11 +120,16 @@ struct Block: Sendable {
     }
 
     /// What the search aid is made from: a block's restarts, validated,
-    /// and the keys at them (pointers into the block's bytes).
+    /// and the prefix its restart keys share. The keys themselves are
+    /// decoded again where their windows are written, rather than kept in
+    /// an array here: that array was an allocation of its own for every
+    /// block read from disk.
     private struct Outline {
+        let bytes: UnsafeRawBufferPointer
         var restartCount: Int
         var restartsOffset: Int
-        var keys: [UnsafeRawBufferPointer] = []
+        /// Restart keys decoded into windows: none for an empty block.
+        var windowCount = 0
         var prefixLength = 0
 
         init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
@@ -132,28 +146,35 @@ struct Block: Sendable {
                 previous = restart
             }
             guard offset == 0 ? previous == 0 : previous < offset else { throw TableCorruption(detail: "bad restart array") }
+            self.bytes = bytes
             restartCount = count
             restartsOffset = offset
             // An empty block (no entries) has one restart and nothing to search.
             guard offset > 0 else { return }
-            keys.reserveCapacity(count)
-            for index in 0..<count {
-                let entry = try BlockIterator.decode(bytes, at: Int(bytes.loadFixed32(at: offset + index * 4)), limit: offset,
-                                                     keyCount: 0)
-                keys.append(UnsafeRawBufferPointer(rebasing: bytes[entry.suffix]))
-            }
-            prefixLength = ByteOrder.commonPrefixLength(keys[0], keys[count - 1])
+            windowCount = count
+            // Keys are sorted: what the first and last share, all share.
+            prefixLength = ByteOrder.commonPrefixLength(try key(at: 0), try key(at: count - 1))
+        }
+
+        /// The key at restart `index`, whole (a restart entry shares no
+        /// prefix with the entry before it; `decode` checks that).
+        func key(at index: Int) throws(TableCorruption) -> UnsafeRawBufferPointer {
+            let entry = try BlockIterator.decode(bytes, at: Int(bytes.loadFixed32(at: restartsOffset + index * 4)),
+                                                 limit: restartsOffset, keyCount: 0)
+            return UnsafeRawBufferPointer(rebasing: bytes[entry.suffix])
         }
 
         /// Bytes before the block's own: the layout, the windows and the
         /// shared prefix (padded to 8).
-        var searchAidSize: Int { Block.layoutSize + keys.count * 8 + (prefixLength + 7) / 8 * 8 }
+        var searchAidSize: Int { Block.layoutSize + windowCount * 8 + (prefixLength + 7) / 8 * 8 }
     }
 
     /// Writes the layout, windows and prefix of `outline` at the start of
-    /// `out`, for content that starts at `contentStart`. The prefix is
-    /// copied from the keys, which may lie in `out` itself, past the aid.
-    private static func writeSearchAid(_ outline: Outline, contentStart: Int, into out: UnsafeMutableRawBufferPointer) {
+    /// `out`, for content that starts at `contentStart`, decoding (and so
+    /// validating) every restart entry. The keys may lie in `out` itself,
+    /// past the aid.
+    private static func writeSearchAid(_ outline: Outline, contentStart: Int,
+                                       into out: UnsafeMutableRawBufferPointer) throws(TableCorruption) {
         func store(_ value: Int, as field: Field) {
             out.storeBytes(of: UInt32(value), toByteOffset: field.rawValue, as: UInt32.self)
         }
@@ -161,13 +182,15 @@ struct Block: Sendable {
         store(outline.restartCount, as: .restartCount)
         store(outline.restartsOffset, as: .restartsOffset)
         store(outline.prefixLength, as: .windowPrefixLength)
-        for (index, key) in outline.keys.enumerated() {
+        for index in 0..<outline.windowCount {
+            let key = try outline.key(at: index)
             out.storeBytes(of: window(key, past: outline.prefixLength), toByteOffset: layoutSize + index * 8, as: UInt64.self)
         }
-        let windowsEnd = layoutSize + outline.keys.count * 8
+        let windowsEnd = layoutSize + outline.windowCount * 8
         out[windowsEnd..<outline.searchAidSize].initializeMemory(as: UInt8.self, repeating: 0)
         if outline.prefixLength > 0 {
-            out.baseAddress!.advanced(by: windowsEnd).copyMemory(from: outline.keys[0].baseAddress!, byteCount: outline.prefixLength)
+            out.baseAddress!.advanced(by: windowsEnd).copyMemory(from: try outline.key(at: 0).baseAddress!,
+                                                                 byteCount: outline.prefixLength)
         }
     }
 
