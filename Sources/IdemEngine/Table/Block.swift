@@ -48,21 +48,10 @@ struct Block: Sendable {
     /// Builds the block from a copy of `bytes`.
     init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
         let outline = try Outline(bytes)
-        var failure: TableCorruption?
-        let storage = [UInt8](unsafeUninitializedCapacity: outline.searchAidSize + bytes.count) { buffer, initialized in
-            let out = UnsafeMutableRawBufferPointer(buffer)
-            do throws(TableCorruption) {
-                try Self.writeSearchAid(outline, contentStart: outline.searchAidSize, into: out)
-            } catch {
-                failure = error
-                initialized = 0
-                return
-            }
+        storage = try Self.makeStorage(count: outline.searchAidSize + bytes.count) { out throws(TableCorruption) in
+            try Self.writeSearchAid(outline, contentStart: outline.searchAidSize, into: out)
             out.baseAddress!.advanced(by: outline.searchAidSize).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            initialized = outline.searchAidSize + bytes.count
         }
-        if let failure { throw failure }
-        self.storage = storage
     }
 
     /// Decompresses `source` (`kind`, `size` bytes once decompressed)
@@ -73,34 +62,23 @@ struct Block: Sendable {
     /// copied into a storage of its own size instead.
     init(decompressing source: UnsafeRawBufferPointer, kind: CompressionKind, size: Int, room: Int) throws(TableCorruption) {
         let room = (max(Self.layoutSize, room) + 7) & ~7
-        var failure: TableCorruption?
         var fits = false
-        let storage = [UInt8](unsafeUninitializedCapacity: room + size) { buffer, initialized in
-            let out = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[..<(room + size)])
+        let storage = try Self.makeStorage(count: room + size) { out throws(TableCorruption) in
             let content = UnsafeMutableRawBufferPointer(rebasing: out[room...])
             do throws(BlockCompression.Failure) {
                 try BlockCompression.decompress(source, kind: kind, into: content)
             } catch {
-                failure = TableCorruption(detail: error.detail)
-                initialized = 0
-                return
+                throw TableCorruption(detail: error.detail)
             }
-            do throws(TableCorruption) {
-                let outline = try Outline(UnsafeRawBufferPointer(content))
-                fits = outline.searchAidSize <= room
-                if fits {
-                    try Self.writeSearchAid(outline, contentStart: room, into: out)
-                    out[outline.searchAidSize..<room].initializeMemory(as: UInt8.self, repeating: 0)
-                } else {
-                    out[..<room].initializeMemory(as: UInt8.self, repeating: 0)
-                }
-                initialized = room + size
-            } catch {
-                failure = error
-                initialized = 0
+            let outline = try Outline(UnsafeRawBufferPointer(content))
+            fits = outline.searchAidSize <= room
+            if fits {
+                try Self.writeSearchAid(outline, contentStart: room, into: out)
+                out[outline.searchAidSize..<room].initializeMemory(as: UInt8.self, repeating: 0)
+            } else {
+                out[..<room].initializeMemory(as: UInt8.self, repeating: 0)
             }
         }
-        if let failure { throw failure }
         guard fits else {
             let copied = storage.withUnsafeBytes { all in
                 Result { () throws(TableCorruption) in try Block(UnsafeRawBufferPointer(rebasing: all[room...])) }
@@ -109,6 +87,25 @@ struct Block: Sendable {
             return
         }
         self.storage = storage
+    }
+
+    /// A storage of `count` bytes, every one written by `fill` — or `fill`'s
+    /// error. (Array's uninitialized-capacity initializer does not carry a
+    /// typed error through.)
+    private static func makeStorage(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(TableCorruption) -> Void)
+        throws(TableCorruption) -> [UInt8] {
+        var failure: TableCorruption?
+        let storage = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            do throws(TableCorruption) {
+                try fill(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[..<count]))
+                initialized = count
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return storage
     }
 
     /// Room for the search aid of a block of a table with `entriesPerBlock`
@@ -128,8 +125,6 @@ struct Block: Sendable {
         let bytes: UnsafeRawBufferPointer
         var restartCount: Int
         var restartsOffset: Int
-        /// Restart keys decoded into windows: none for an empty block.
-        var windowCount = 0
         var prefixLength = 0
 
         init(_ bytes: UnsafeRawBufferPointer) throws(TableCorruption) {
@@ -149,9 +144,7 @@ struct Block: Sendable {
             self.bytes = bytes
             restartCount = count
             restartsOffset = offset
-            // An empty block (no entries) has one restart and nothing to search.
-            guard offset > 0 else { return }
-            windowCount = count
+            guard windowCount > 0 else { return }
             // Keys are sorted: what the first and last share, all share.
             prefixLength = ByteOrder.commonPrefixLength(try key(at: 0), try key(at: count - 1))
         }
@@ -163,6 +156,10 @@ struct Block: Sendable {
                                                  limit: restartsOffset, keyCount: 0)
             return UnsafeRawBufferPointer(rebasing: bytes[entry.suffix])
         }
+
+        /// Restart keys decoded into windows: none for an empty block (no
+        /// entries), which has one restart and nothing to search.
+        var windowCount: Int { restartsOffset > 0 ? restartCount : 0 }
 
         /// Bytes before the block's own: the layout, the windows and the
         /// shared prefix (padded to 8).
