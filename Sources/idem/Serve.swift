@@ -104,6 +104,24 @@ struct Serve: AsyncParsableCommand {
         logger.info("starting idem", metadata: ["configuration": "\(configuration.loggableDescription)",
                                                 "allocator": "\(Allocator.name)"])
 
+        // The server starts inside the group, once the group has taken
+        // SIGTERM and SIGINT over: started before, it accepted connections
+        // while those signals still killed the process outright — a stop
+        // right after start skipped the graceful shutdown (and its last
+        // log sync under everysec).
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: ServerService(configuration: configuration, logger: logger))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Starts the server, then serves until the graceful shutdown.
+private struct ServerService: Service {
+    let configuration: ServerConfiguration
+    let logger: Logger
+
+    func run() async throws {
         let server: IdemServer
         do {
             server = try await IdemServer.start(configuration: configuration, logger: logger)
@@ -111,9 +129,7 @@ struct Serve: AsyncParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(1)
         }
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await server.run()
     }
 }
 

@@ -2,7 +2,11 @@
 import pytest
 import redis
 
-from conftest import IdemProcess
+import socket
+import subprocess
+import time
+
+from conftest import IDEM_BIN, IdemProcess, free_port
 
 PROTOCOLS = [None, 2, 3]
 
@@ -132,3 +136,27 @@ def test_allocator_background_purge_can_be_turned_off():
         client.close()
     finally:
         assert server.stop() == 0
+
+
+
+def test_sigterm_right_after_start_is_a_graceful_shutdown(tmp_path):
+    # The server must not accept a connection before SIGTERM means "shut
+    # down gracefully": a supervisor stopping it the moment it answers must
+    # not kill it outright (exit by signal, skipping the last log sync).
+    # The window was narrow, so the test tries many times and sends the
+    # signal as soon as a connection is accepted.
+    for attempt in range(40):
+        port = free_port()
+        process = subprocess.Popen(
+            [IDEM_BIN, "serve", "--dir", str(tmp_path / str(attempt)), "--port", str(port), "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.time() < deadline, "idem serve did not start"
+                time.sleep(0.001)
+        process.terminate()
+        assert process.wait(timeout=30) == 0, "killed by SIGTERM before its handler was installed"
