@@ -91,13 +91,27 @@ extension Invocation {
     /// `reply(result)` once the change is durable (at once when it already
     /// is, or nothing changed). A failure carries the reply to send
     /// (`ReplyError`) or the engine's error.
-    func update<R: Sendable>(_ key: ArraySlice<UInt8>, _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
-                             reply: @escaping @Sendable (R) -> RESPValue) -> CommandResult {
+    ///
+    /// The reply is formatted at once, before the change is durable: only
+    /// sending it waits. So a reply ready now — the retried `SET NX` of a
+    /// durable key — needs no `PendingReply` and no callback.
+    func update<R>(_ key: ArraySlice<UInt8>, _ decide: (TypedValue?) throws(ReplyError) -> (Mutation?, R),
+                   reply: (R) -> RESPValue) -> CommandResult {
+        let applied: AppliedUpdate<R>
+        do {
+            applied = try server.engine.apply(engineKey(key)) { stored in
+                try decide(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
+            }
+        } catch {
+            return .reply(Self.replyForError(error))
+        }
+        let value = reply(applied.result)
+        guard !applied.isDurable else { return .reply(value) }
         let pending = PendingReply()
-        update(key, decide) { result in
-            switch result {
-            case .success(let value): pending.complete(reply(value))
-            case .failure(let error): pending.complete(Self.replyForError(error))
+        applied.whenDurable { outcome in
+            switch outcome {
+            case .success: pending.complete(value)
+            case .failure(let error): pending.complete(.engineFailure(error))
             }
         }
         return pending.result

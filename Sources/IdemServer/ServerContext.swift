@@ -85,18 +85,18 @@ final class ServerContext: Sendable {
     /// `commandIndex(named:)`, -1 when unknown.
     func execute(_ index: Int, _ arguments: RequestArguments, session: Session) -> CommandResult {
         guard index >= 0 else {
-            return .reply(session.user == nil ? .authenticationRequired : .unknownCommand(arguments))
+            return .reply(session.role == nil ? .authenticationRequired : .unknownCommand(arguments))
         }
         let command = dispatch[index]
         guard command.acceptsArgumentCount(arguments.count) else {
-            return .reply(session.user == nil && !command.flags.contains(.noAuth)
+            return .reply(session.role == nil && !command.flags.contains(.noAuth)
                 ? .authenticationRequired : .wrongArity(commandsByIndex[index].name))
         }
-        guard let user = session.user ?? (command.flags.contains(.noAuth) ? User.anonymous : nil) else {
+        guard let role = session.role ?? (command.flags.contains(.noAuth) ? User.anonymous.role : nil) else {
             return .reply(.authenticationRequired)
         }
-        if (command.flags.contains(.admin) && user.role != .admin) || (command.flags.contains(.write) && user.role == .readonly) {
-            return .reply(.noPermission(user: user.name, command: commandsByIndex[index].name))
+        if (command.flags.contains(.admin) && role != .admin) || (command.flags.contains(.write) && role == .readonly) {
+            return .reply(.noPermission(user: (session.user ?? User.anonymous).name, command: commandsByIndex[index].name))
         }
         let now = self.now
         session.info.noteCommand(index, at: now)

@@ -69,6 +69,45 @@ import Testing
         try engine.close()
     }
 
+    /// `apply`, the two-step form an event loop uses: the result at once,
+    /// and whether it may be acted on now — a retry that read a queued
+    /// write must wait for it, one that read a durable value need not.
+    @Test func applyTellsWhetherItsResultMayBeActedOnNow() throws {
+        let store = SimulatedStore()
+        let engine = try Engine.open(directory: store.directory, options: deferredOptions(store))
+        func setIfAbsent(_ value: String) throws -> AppliedUpdate<Bool> {
+            try engine.apply(bytes("k")) { current -> (Mutation?, Bool) in
+                current == nil ? (.put(value: bytes(value), expiresAt: nil), true) : (nil, false)
+            }
+        }
+        let reported = Box<[String]>()
+        func note(_ name: String) -> @Sendable (Result<Void, EngineError>) -> Void {
+            { outcome in
+                if case .success = outcome { reported.value.withLock { $0 = ($0 ?? []) + [name] } }
+            }
+        }
+
+        let first = try setIfAbsent("1")
+        #expect(first.result == true)
+        #expect(!first.isDurable, "a write waits for its log write")
+        let retry = try setIfAbsent("2")
+        #expect(retry.result == false, "the retry sees the queued write")
+        #expect(!retry.isDurable, "and may not answer before that write is durable")
+        first.whenDurable(note("first"))
+        retry.whenDurable(note("retry"))
+        #expect(reported.get == nil)
+
+        engine.writeDeferredLog()
+        #expect(reported.get == ["first", "retry"])
+        let later = try setIfAbsent("3")
+        #expect(later.result == false)
+        #expect(later.isDurable, "nothing in flight: the answer stands now")
+        later.whenDurable(note("later"))
+        #expect(reported.get == ["first", "retry", "later"], "called at once")
+        #expect(try engine.get(bytes("k"))?.value == bytes("1"))
+        try engine.close()
+    }
+
     @Test func aClosedEngineRefusesADecisionThatChangesNothing() async throws {
         let store = SimulatedStore()
         let engine = try store.open(.everysec)

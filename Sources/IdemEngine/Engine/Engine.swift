@@ -7,6 +7,32 @@ public struct StoredValue: Sendable, Equatable {
     public var sequence: UInt64
 }
 
+/// A read-modify-write that `Engine.apply` has applied: visible to
+/// readers, durable already or once the log write it waits for is done.
+public struct AppliedUpdate<R> {
+    /// What the update's body returned.
+    public let result: R
+    @usableFromInline let waiter: CommitWaiter?
+
+    @usableFromInline
+    init(result: R, waiter: CommitWaiter?) {
+        self.result = result
+        self.waiter = waiter
+    }
+
+    /// True when nothing is left to wait for: `result` may be acted on now.
+    public var isDurable: Bool { waiter == nil }
+
+    /// Calls `body` once the update is durable (or its log write failed):
+    /// at once when it already is, otherwise on the thread that makes it
+    /// durable (the commit thread, or with `deferLogWrites` the next
+    /// `writeDeferredLog()`).
+    public func whenDurable(_ body: @escaping @Sendable (Result<Void, EngineError>) -> Void) {
+        guard let waiter else { return body(.success(())) }
+        waiter.onComplete(body)
+    }
+}
+
 /// An embedded key-value store with a write-ahead log, for keys that
 /// expire.
 ///
@@ -261,6 +287,18 @@ public final class Engine: Sendable {
         } catch {
             completion(.failure(error))
         }
+    }
+
+    /// `update` in two steps, for callers that must not suspend and can
+    /// act on the result before it is durable (an event loop formats its
+    /// reply): `body` runs before this returns; the returned update says
+    /// whether its change (or the state `body` saw) is durable yet, and
+    /// reports when it becomes so. A server's `SET NX` on a key already
+    /// durable, the common retry, then costs no callback at all.
+    @inlinable
+    public func apply<R>(_ key: [UInt8], _ body: (StoredValue?) throws -> (Mutation?, R)) throws -> AppliedUpdate<R> {
+        let (result, waiter) = try prepareUpdate(key, body)
+        return AppliedUpdate(result: result, waiter: waiter)
     }
 
     /// The generic part of both `update` forms, specialized with them in
