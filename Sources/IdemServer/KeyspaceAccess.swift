@@ -26,18 +26,18 @@ extension Invocation {
     /// connections of this loop.
     func withValues(of keys: [ArraySlice<UInt8>], _ body: @escaping @Sendable ([TypedValue?]) throws(ReplyError) -> RESPValue) -> CommandResult {
         let engine = server.engine
-        let engineKeys = keys.map(engineKey)
         do throws(ReplyError) {
             var values: [TypedValue?] = []
             values.reserveCapacity(keys.count)
-            for key in engineKeys {
-                guard let value = try Self.readCached(key, from: engine) else { break }
+            for key in keys {
+                guard let value = try readCached(key) else { break }
                 values.append(value)
             }
             if values.count == keys.count { return .reply(try body(values)) }
         } catch {
             return .reply(error.reply)
         }
+        let engineKeys = keys.map(engineKey)
         return offload {
             do throws(ReplyError) {
                 return try body(try engineKeys.map { key throws(ReplyError) in try Self.read(key, from: engine) })
@@ -49,13 +49,13 @@ extension Invocation {
 
     /// `withValues` for one key (the common case, without the arrays).
     func withValue(of key: ArraySlice<UInt8>, _ body: @escaping @Sendable (TypedValue?) throws(ReplyError) -> RESPValue) -> CommandResult {
-        let engine = server.engine
-        let engineKey = engineKey(key)
         do throws(ReplyError) {
-            if let value = try Self.readCached(engineKey, from: engine) { return .reply(try body(value)) }
+            if let value = try readCached(key) { return .reply(try body(value)) }
         } catch {
             return .reply(error.reply)
         }
+        let engine = server.engine
+        let engineKey = engineKey(key)
         return offload {
             do throws(ReplyError) {
                 return try body(try Self.read(engineKey, from: engine))
@@ -65,12 +65,22 @@ extension Invocation {
         }
     }
 
-    /// The live value of `key` if answering needs no disk read; nil if it does.
-    private static func readCached(_ key: [UInt8], from engine: Engine) throws(ReplyError) -> TypedValue?? {
-        let cached: Engine.CachedRead
-        do throws(EngineError) { cached = try engine.get(ifCached: key) } catch { throw ReplyError(reply: .engineFailure(error)) }
-        guard case .value(let stored) = cached else { return nil }
-        return .some(try stored.map { stored throws(ReplyError) in try typed(stored) })
+    /// The live value of `key` if answering needs no disk read; nil if it
+    /// does. The engine key is built on the stack: only a read handed to
+    /// the blocking pool needs it as an array of its own.
+    private func readCached(_ key: ArraySlice<UInt8>) throws(ReplyError) -> TypedValue?? {
+        let engine = server.engine
+        var cached: Result<Engine.CachedRead, EngineError> = .success(.needsDiskRead)
+        key.withUnsafeBytes { key in
+            // Namespaces are at most 255 bytes (checked when users load), so the key is always built.
+            _ = Keyspace.withEngineKey(namespace: session.namespace, key: key) { engineKey in
+                cached = Result { () throws(EngineError) in try engine.get(ifCached: engineKey) }
+            }
+        }
+        let read: Engine.CachedRead
+        do throws(EngineError) { read = try cached.get() } catch { throw ReplyError(reply: .engineFailure(error)) }
+        guard case .value(let stored) = read else { return nil }
+        return .some(try stored.map { stored throws(ReplyError) in try Self.typed(stored) })
     }
 
     private static func read(_ key: [UInt8], from engine: Engine) throws(ReplyError) -> TypedValue? {

@@ -161,12 +161,15 @@ public final class Engine: Sendable {
     /// bloom filters and the block cache, or says a disk read is needed —
     /// so an event loop can hand only those reads to a thread pool.
     public func get(ifCached key: [UInt8]) throws(EngineError) -> CachedRead {
-        let view = views.current
-        var result: Result<VersionedEntry??, EngineError> = .success(nil)
+        var result: Result<CachedRead, EngineError> = .success(.needsDiskRead)
         key.withUnsafeBytes { raw in
-            result = Result { () throws(EngineError) -> VersionedEntry?? in try view.lookupCached(raw) }
+            result = Result { () throws(EngineError) -> CachedRead in try get(ifCached: raw) }
         }
-        guard let found = try result.get() else { return .needsDiskRead }
+        return try result.get()
+    }
+
+    public func get(ifCached key: UnsafeRawBufferPointer) throws(EngineError) -> CachedRead {
+        guard let found = try views.current.lookupCached(key) else { return .needsDiskRead }
         guard let entry = found, let live = visible(entry) else { return .value(nil) }
         return .value(Self.storedValue(live))
     }
