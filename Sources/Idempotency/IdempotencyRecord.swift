@@ -67,9 +67,22 @@ public struct OwnerToken: Sendable, Hashable, CustomStringConvertible {
         OwnerToken(bytes: randomBytes(16))!
     }
 
-    public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }, as: UTF8.self)
+    public var hex: String { String(decoding: hexDigits, as: UTF8.self) }
+
+    /// The 32 lower-case hex digits as bytes, in one allocation (the form
+    /// a reply carries: every `IDEM.BEGIN` that acquires sends one).
+    public var hexDigits: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 32) { digits, count in
+            for (index, byte) in bytes.enumerated() {
+                digits[2 * index] = Self.hexDigit(byte >> 4)
+                digits[2 * index + 1] = Self.hexDigit(byte & 0xF)
+            }
+            count = 2 * bytes.count
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     public var description: String { hex }
@@ -103,9 +116,17 @@ public struct OwnerToken: Sendable, Hashable, CustomStringConvertible {
 enum RecordCodec {
     /// Also the value's `Keyspace.ValueType` byte.
     static let version: UInt8 = Keyspace.ValueType.idempotencyRecord.rawValue
+    private static let maxVarintLength = 10
 
     static func encode(_ record: IdempotencyRecord) -> [UInt8] {
-        var bytes: [UInt8] = [version, record.state.rawValue]
+        var bytes: [UInt8] = []
+        // Room for all of it at once: growing as it goes reallocated three
+        // times per record.
+        func room(_ field: [UInt8]?) -> Int { field.map { $0.count + maxVarintLength } ?? 0 }
+        bytes.reserveCapacity(3 + record.token.bytes.count + 5 * maxVarintLength
+                              + room(record.fingerprint) + room(record.recoveryPoint) + room(record.response))
+        bytes.append(version)
+        bytes.append(record.state.rawValue)
         var flags: UInt8 = 0
         if record.fingerprint != nil { flags |= 1 }
         if record.recoveryPoint != nil { flags |= 2 }

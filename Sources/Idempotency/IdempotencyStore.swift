@@ -145,28 +145,60 @@ public final class IdempotencyStore: Sendable {
     public func perform(_ operation: Operation, key: [UInt8], namespace: [UInt8] = [],
                         completion: @escaping @Sendable (Result<Outcome, IdempotencyError>) -> Void) {
         do throws(IdempotencyError) {
-            switch operation {
-            case .begin(let fingerprint, let lease, let ttl):
-                run(try beginStep(key, namespace: namespace, fingerprint: fingerprint, lease: lease, ttl: ttl)) {
-                    completion($0.map(Outcome.begin))
-                }
-            case .complete(let token, let response, let ttl):
-                run(try completeStep(key, namespace: namespace, token: token, response: response, ttl: ttl)) {
-                    completion($0.map(Outcome.complete))
-                }
-            case .abort(let token, let keep):
-                run(try abortStep(key, namespace: namespace, token: token, keep: keep)) { completion($0.map(Outcome.owner)) }
-            case .extend(let token, let lease):
-                run(try extendStep(key, namespace: namespace, token: token, lease: lease)) { completion($0.map(Outcome.owner)) }
-            case .checkpoint(let token, let recoveryPoint):
-                run(try checkpointStep(key, namespace: namespace, token: token, recoveryPoint: recoveryPoint)) {
-                    completion($0.map(Outcome.owner))
-                }
-            case .forget(let force):
-                run(try forgetStep(key, namespace: namespace, force: force)) { completion($0.map(Outcome.forget)) }
-            }
+            try apply(operation, key: key, namespace: namespace).whenDurable(completion)
         } catch {
             completion(.failure(error))
+        }
+    }
+
+    /// `perform` in two steps (as `Engine.apply`): the outcome at once, and
+    /// whether it is durable yet — so a retry answered from a durable
+    /// record, the common case, costs its caller no callback.
+    public func apply(_ operation: Operation, key: [UInt8], namespace: [UInt8] = []) throws(IdempotencyError) -> AppliedOutcome {
+        switch operation {
+        case .begin(let fingerprint, let lease, let ttl):
+            try apply(beginStep(key, namespace: namespace, fingerprint: fingerprint, lease: lease, ttl: ttl), as: Outcome.begin)
+        case .complete(let token, let response, let ttl):
+            try apply(completeStep(key, namespace: namespace, token: token, response: response, ttl: ttl), as: Outcome.complete)
+        case .abort(let token, let keep):
+            try apply(abortStep(key, namespace: namespace, token: token, keep: keep), as: Outcome.owner)
+        case .extend(let token, let lease):
+            try apply(extendStep(key, namespace: namespace, token: token, lease: lease), as: Outcome.owner)
+        case .checkpoint(let token, let recoveryPoint):
+            try apply(checkpointStep(key, namespace: namespace, token: token, recoveryPoint: recoveryPoint), as: Outcome.owner)
+        case .forget(let force):
+            try apply(forgetStep(key, namespace: namespace, force: force), as: Outcome.forget)
+        }
+    }
+
+    /// An operation decided and applied, durable or on its way to it.
+    ///
+    /// Invariant: its metric is counted once, when it is durable — at
+    /// `apply` when it already is, else by `whenDurable` (which a caller
+    /// of a non-durable outcome calls to learn when to report it).
+    public struct AppliedOutcome: Sendable {
+        public var outcome: Outcome { update.result }
+        public var isDurable: Bool { update.isDurable }
+        fileprivate let update: AppliedUpdate<Outcome>
+        fileprivate let counter: IdempotencyMetrics.Counter?
+        fileprivate let metrics: IdempotencyMetrics
+
+        /// Calls `body` once the outcome is durable (or its log write
+        /// failed): at once when it already is, otherwise on the thread
+        /// that makes it durable.
+        public func whenDurable(_ body: @escaping @Sendable (Result<Outcome, IdempotencyError>) -> Void) {
+            let outcome = outcome
+            guard !isDurable else { return body(.success(outcome)) }
+            let (counter, metrics) = (counter, metrics)
+            update.whenDurable { result in
+                switch result {
+                case .success:
+                    if let counter { metrics.count(counter) }
+                    body(.success(outcome))
+                case .failure(let error):
+                    body(.failure(.engine(error)))
+                }
+            }
         }
     }
 
@@ -320,17 +352,16 @@ public final class IdempotencyStore: Sendable {
         return result
     }
 
-    private func run<R: Sendable>(_ step: Step<R>, completion: @escaping @Sendable (Result<R, IdempotencyError>) -> Void) {
-        let counter = step.counter
-        engine.update(step.engineKey, engineMutation(step)) { [metrics] result in
-            switch result {
-            case .success(let outcome):
-                if let name = counter(outcome) { metrics.count(name) }
-                completion(.success(outcome))
-            case .failure(let error):
-                completion(.failure(Self.idempotencyError(error)))
-            }
+    private func apply<R: Sendable>(_ step: Step<R>, as outcome: (R) -> Outcome) throws(IdempotencyError) -> AppliedOutcome {
+        let update: AppliedUpdate<R>
+        do {
+            update = try engine.apply(step.engineKey, engineMutation(step))
+        } catch {
+            throw Self.idempotencyError(error)
         }
+        let counter = step.counter(update.result)
+        if update.isDurable, let counter { metrics.count(counter) }
+        return AppliedOutcome(update: update.map(outcome), counter: counter, metrics: metrics)
     }
 
     private func engineMutation<R>(_ step: Step<R>) -> (StoredValue?) throws -> (Mutation?, R) {

@@ -194,6 +194,57 @@ struct Harness {
         try store.engine.close()
     }
 
+    /// `apply`, the event loop's form: the outcome at once. A new key's
+    /// acquisition is durable, and counted, only once its log write is
+    /// done; a retry answered from a durable record is both at once.
+    @Test func applyReportsAndCountsAnOutcomeOnceItIsDurable() throws {
+        let harness = Harness()
+        var options = harness.options()
+        options.durability = .everysec
+        options.deferLogWrites = true
+        let engine = try Engine.open(directory: "/idem", options: options)
+        let store = IdempotencyStore(engine: engine, configuration: IdempotencyConfiguration())
+        final class Reports: Sendable {
+            let outcomes = Mutex<[IdempotencyStore.Outcome]>([])
+        }
+        let reports = Reports()
+
+        let begun = try store.apply(.begin(fingerprint: nil, lease: 10_000, ttl: nil), key: key)
+        guard case .begin(.acquired(_, 1, nil)) = begun.outcome else {
+            Issue.record("expected acquisition, got \(begun.outcome)"); return
+        }
+        #expect(!begun.isDurable)
+        begun.whenDurable { result in
+            if case .success(let outcome) = result { reports.outcomes.withLock { $0.append(outcome) } }
+        }
+        #expect(reports.outcomes.withLock { $0 }.isEmpty)
+        #expect(store.metrics.snapshot.acquired == 0, "not counted before it is durable")
+
+        engine.writeDeferredLog()
+        #expect(reports.outcomes.withLock { $0 } == [begun.outcome])
+        #expect(store.metrics.snapshot.acquired == 1)
+
+        let retry = try store.apply(.begin(fingerprint: nil, lease: 10_000, ttl: nil), key: key)
+        #expect(retry.isDurable, "the record it read is durable: nothing to wait for")
+        #expect(retry.outcome == .begin(.inProgress(retryAfterMilliseconds: 10_000)))
+        #expect(store.metrics.snapshot.inProgressConflicts == 1, "counted at once")
+        retry.whenDurable { result in
+            if case .success(let outcome) = result { reports.outcomes.withLock { $0.append(outcome) } }
+        }
+        #expect(reports.outcomes.withLock { $0 } == [begun.outcome, retry.outcome], "called at once")
+        #expect(store.metrics.snapshot.inProgressConflicts == 1, "and not counted twice")
+        try engine.close()
+    }
+
+    @Test func ownerTokensPrintAsTheirHexDigits() throws {
+        let token = try #require(OwnerToken(bytes: (0..<16).map { UInt8($0 * 17) }))
+        #expect(token.hex == "00112233445566778899aabbccddeeff")
+        #expect(token.hexDigits == Array(token.hex.utf8))
+        #expect(OwnerToken(hex: token.hex) == token)
+        let random = OwnerToken.random()
+        #expect(OwnerToken(hex: random.hex) == random)
+    }
+
     @Test func recordEncodingRoundTripsAndRejectsDamage() throws {
         let record = IdempotencyRecord(state: .completed, fingerprint: bytes("fp"), token: OwnerToken.random(), attempt: 3,
                                        leaseDeadline: 0, recoveryPoint: bytes("rp"), response: bytes("resp"),

@@ -23,6 +23,13 @@ public struct AppliedUpdate<R> {
     /// True when nothing is left to wait for: `result` may be acted on now.
     public var isDurable: Bool { waiter == nil }
 
+    /// The same update with its result transformed (a layer above the
+    /// engine reporting its own outcome).
+    @inlinable
+    public func map<T>(_ transform: (R) throws -> T) rethrows -> AppliedUpdate<T> {
+        AppliedUpdate<T>(result: try transform(result), waiter: waiter)
+    }
+
     /// Calls `body` once the update is durable (or its log write failed):
     /// at once when it already is, otherwise on the thread that makes it
     /// durable (the commit thread, or with `deferLogWrites` the next
@@ -32,6 +39,8 @@ public struct AppliedUpdate<R> {
         waiter.onComplete(body)
     }
 }
+
+extension AppliedUpdate: Sendable where R: Sendable {}
 
 /// An embedded key-value store with a write-ahead log, for keys that
 /// expire.

@@ -140,6 +140,11 @@ enum IdempotencyCommands {
         return .reply(.integer(generator.verify(call[1]) ? 1 : 0))
     }
 
+    // The outcome words of `IDEM.BEGIN`, encoded once.
+    private static let acquired = RESPValue.bulk("acquired")
+    private static let inProgress = RESPValue.bulk("in_progress")
+    private static let completed = RESPValue.bulk("completed")
+
     static let invalidToken = RESPValue.error("ERR invalid token: expected the 32 hex digits IDEM.BEGIN returned")
     static let noSecret = RESPValue.error("ERR HYBRID keys need a key secret: start the server with --key-secret-file or IDEM_KEY_SECRET")
 
@@ -148,12 +153,20 @@ enum IdempotencyCommands {
     }
 
     /// Runs one store operation without blocking the loop; the reply is
-    /// sent once its change is durable.
+    /// sent once its change is durable (formatted at once, as `update`'s).
     private static func perform(_ call: Invocation, _ operation: IdempotencyStore.Operation) -> CommandResult {
+        let applied: IdempotencyStore.AppliedOutcome
+        do {
+            applied = try call.server.store.apply(operation, key: call[1], namespace: call.session.namespace)
+        } catch {
+            return .reply(.idempotencyFailure(error))
+        }
+        let value = reply(for: applied.outcome)
+        guard !applied.isDurable else { return .reply(value) }
         let pending = PendingReply()
-        call.server.store.perform(operation, key: call[1], namespace: call.session.namespace) { result in
+        applied.whenDurable { result in
             switch result {
-            case .success(let outcome): pending.complete(reply(for: outcome))
+            case .success: pending.complete(value)
             case .failure(let error): pending.complete(.idempotencyFailure(error))
             }
         }
@@ -163,11 +176,11 @@ enum IdempotencyCommands {
     static func reply(for outcome: IdempotencyStore.Outcome) -> RESPValue {
         switch outcome {
         case .begin(.acquired(let token, let attempt, let recoveryPoint)):
-            .array([.bulk("acquired"), .bulk(token.hex), .integer(Int64(attempt)), .bulkString(recoveryPoint)])
+            .array([acquired, .bulkString(token.hexDigits), .integer(Int64(attempt)), .bulkString(recoveryPoint)])
         case .begin(.inProgress(let retryAfter)):
-            .array([.bulk("in_progress"), .integer(retryAfter)])
+            .array([inProgress, .integer(retryAfter)])
         case .begin(.completed(let response)):
-            .array([.bulk("completed"), .bulkString(response)])
+            .array([completed, .bulkString(response)])
         case .begin(.mismatch):
             .error("MISMATCH the key was used with a different request fingerprint")
         case .complete(.ok), .owner(.ok):
