@@ -9,7 +9,8 @@
 #
 # Each round starts each build on a fresh temporary directory and runs
 # redis-benchmark (-c 50 -r 1000000, 64-byte values): SET NX EX at -P 1 and
-# -P 16, then GET at -P 1 and -P 16; one line per build and round.
+# -P 16, then GET at -P 1 and -P 16, then IDEM.BEGIN at -P 16 (mostly new
+# keys); one line per build and round.
 # PREFILL (default 0) first sends that many SET NX EX requests at -P 16
 # (2000000 sets about 86 % of the million keys, more than a 64 MiB memtable
 # holds) and waits for the flushes to settle, so the measured requests find
@@ -27,7 +28,7 @@ for round in $(seq "$rounds"); do
             sleep 8
         fi
         line="$label round $round:"
-        for spec in "1 SET" "16 SET" "1 GET" "16 GET"; do
+        for spec in "1 SET" "16 SET" "1 GET" "16 GET" "16 BEGIN"; do
             set -- $spec
             line="$line $2 -P$1 $(cpu_per_request "$1" "$2" "$requests")"
         done

@@ -42,15 +42,19 @@ stop_idem() {
 # User + system CPU ticks of process PID so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# cpu_per_request PIPELINE SET|GET REQUESTS: runs redis-benchmark (-c 50
-# over a million keys; SET is `SET key <value> NX EX 86400`) against the
-# server and prints the server's CPU per request, e.g. "2.61 us".
+# cpu_per_request PIPELINE SET|GET|BEGIN REQUESTS: runs redis-benchmark
+# (-c 50 over a million keys; SET is `SET key <value> NX EX 86400`, BEGIN
+# is `IDEM.BEGIN op:key LEASE 30000`) against the server and prints the
+# server's CPU per request, e.g. "2.61 us".
 cpu_per_request() {
     local pipeline=$1 command=$2 requests=$3 before after
     before=$(cpu_ticks "$pid")
     if [ "$command" = SET ]; then
         timeout 600 redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P "$pipeline" -q \
             SET 'key:__rand_int__' "$value" NX EX 86400 > /dev/null
+    elif [ "$command" = BEGIN ]; then
+        timeout 600 redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P "$pipeline" -q \
+            IDEM.BEGIN 'op:__rand_int__' LEASE 30000 > /dev/null
     else
         timeout 600 redis-benchmark -p "$port" -c 50 -r 1000000 -n "$requests" -P "$pipeline" -q GET 'key:__rand_int__' > /dev/null
     fi

@@ -11,8 +11,16 @@ final class PendingReply: Sendable {
     private enum State {
         case waiting
         case done(RESPValue)
-        case observed(LoopMailbox, @Sendable (RESPValue) -> Void)
+        case observed(Observer)
         case delivered
+    }
+
+    /// The observer as a struct rather than a tuple: a closure that passes
+    /// through a generic (`withLock`'s result) bare, or in a tuple, is
+    /// re-wrapped in a thunk each way — two allocations per reply.
+    private struct Observer {
+        let mailbox: LoopMailbox
+        let body: @Sendable (RESPValue) -> Void
     }
 
     private let state = Mutex<State>(.waiting)
@@ -20,20 +28,20 @@ final class PendingReply: Sendable {
     /// Sets the reply (the first call wins); runs the observer at once when
     /// this is its event loop, else posts it there.
     func complete(_ value: RESPValue) {
-        let observer: (LoopMailbox, @Sendable (RESPValue) -> Void)? = state.withLock { state in
+        let observer: Observer? = state.withLock { state in
             switch state {
             case .waiting:
                 state = .done(value)
                 return nil
-            case .observed(let mailbox, let body):
+            case .observed(let observer):
                 state = .delivered
-                return (mailbox, body)
+                return observer
             case .done, .delivered:
                 return nil
             }
         }
-        guard let (mailbox, body) = observer else { return }
-        mailbox.deliver(value, to: body)
+        guard let observer else { return }
+        observer.mailbox.deliver(value, to: observer.body)
     }
 
     /// `body` receives the reply on the mailbox's event loop (this is
@@ -45,7 +53,7 @@ final class PendingReply: Sendable {
                 state = .delivered
                 return value
             case .waiting:
-                state = .observed(mailbox, body)
+                state = .observed(Observer(mailbox: mailbox, body: body))
                 return nil
             case .observed, .delivered:
                 preconditionFailure("a pending reply has one observer")

@@ -344,7 +344,7 @@ public final class IdempotencyStore: Sendable {
     private func run<R: Sendable>(_ step: Step<R>) async throws(IdempotencyError) -> R {
         let result: R
         do {
-            result = try await engine.update(step.engineKey, engineMutation(step))
+            result = try await engine.update(step.engineKey) { stored in try mutation(step, stored) }
         } catch {
             throw Self.idempotencyError(error)
         }
@@ -355,7 +355,7 @@ public final class IdempotencyStore: Sendable {
     private func apply<R: Sendable>(_ step: Step<R>, as outcome: (R) -> Outcome) throws(IdempotencyError) -> AppliedOutcome {
         let update: AppliedUpdate<R>
         do {
-            update = try engine.apply(step.engineKey, engineMutation(step))
+            update = try engine.apply(step.engineKey) { stored in try mutation(step, stored) }
         } catch {
             throw Self.idempotencyError(error)
         }
@@ -364,17 +364,18 @@ public final class IdempotencyStore: Sendable {
         return AppliedOutcome(update: update.map(outcome), counter: counter, metrics: metrics)
     }
 
-    private func engineMutation<R>(_ step: Step<R>) -> (StoredValue?) throws -> (Mutation?, R) {
-        let clock = engine.options.clock
-        return { stored in
-            let now = clock.nowMilliseconds()
-            let record = try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
-            let (change, result) = try step.decide(record, now)
-            switch change {
-            case .none: return (nil, result)
-            case .delete: return (.delete, result)
-            case .store(let record): return (.put(value: RecordCodec.encode(record), expiresAt: record.expiresAt), result)
-            }
+    /// The engine's side of `step`: decodes the stored record, decides, and
+    /// encodes the change. A function the update's closure calls, not a
+    /// closure of its own: one returned from a function is a context
+    /// allocated per operation.
+    private func mutation<R>(_ step: Step<R>, _ stored: StoredValue?) throws -> (Mutation?, R) {
+        let now = engine.options.clock.nowMilliseconds()
+        let record = try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
+        let (change, result) = try step.decide(record, now)
+        switch change {
+        case .none: return (nil, result)
+        case .delete: return (.delete, result)
+        case .store(let record): return (.put(value: RecordCodec.encode(record), expiresAt: record.expiresAt), result)
         }
     }
 
