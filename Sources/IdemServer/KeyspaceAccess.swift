@@ -15,7 +15,7 @@ struct TypedValue {
     var stored: StoredValue
 
     /// The string's bytes (for type `.string`).
-    var string: [UInt8] { Array(Keyspace.decodeString(stored.value)) }
+    var string: [UInt8] { Keyspace.decodeString(stored) }
 }
 
 extension Invocation {
@@ -90,8 +90,8 @@ extension Invocation {
     }
 
     static func typed(_ stored: StoredValue) throws(ReplyError) -> TypedValue {
-        guard let type = Keyspace.type(of: stored.value) else {
-            throw ReplyError(reply: .error("ERR stored value has an unknown type byte 0x\(String(stored.value.first ?? 0, radix: 16))"))
+        guard let type = Keyspace.type(of: stored) else {
+            throw ReplyError(reply: .error("ERR stored value has an unknown type byte 0x\(String(stored.firstByte ?? 0, radix: 16))"))
         }
         return TypedValue(type: type, stored: stored)
     }

@@ -151,12 +151,14 @@ enum RecordCodec {
 
     static func decode(_ bytes: [UInt8]) throws(DecodingError) -> IdempotencyRecord {
         let decoded = bytes.withUnsafeBytes { raw in
-            Result { () throws(DecodingError) -> IdempotencyRecord in
-                var cursor = ByteCursor(raw)
-                return try decode(&cursor)
-            }
+            Result { () throws(DecodingError) -> IdempotencyRecord in try decode(raw) }
         }
         return try decoded.get()
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> IdempotencyRecord {
+        var cursor = ByteCursor(bytes)
+        return try decode(&cursor)
     }
 
     private static func decode(_ cursor: inout ByteCursor) throws(DecodingError) -> IdempotencyRecord {

@@ -100,7 +100,7 @@ public final class IdempotencyStore: Sendable {
         do { stored = try engine.get(engineKey) } catch {
             throw .engine(error)
         }
-        return try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
+        return try stored.map { stored throws(IdempotencyError) in try Self.decode(stored) }
     }
 
     /// Throws what `begin` would for a malformed key.
@@ -109,7 +109,7 @@ public final class IdempotencyStore: Sendable {
     }
 
     /// Decodes a stored keyspace value as a record (`wrongType` for a string).
-    public static func record(from value: [UInt8]) throws(IdempotencyError) -> IdempotencyRecord {
+    public static func record(from value: StoredValue) throws(IdempotencyError) -> IdempotencyRecord {
         try decode(value)
     }
 
@@ -370,7 +370,7 @@ public final class IdempotencyStore: Sendable {
     /// allocated per operation.
     private func mutation<R>(_ step: Step<R>, _ stored: StoredValue?) throws -> (Mutation?, R) {
         let now = engine.options.clock.nowMilliseconds()
-        let record = try stored.map { stored throws(IdempotencyError) in try Self.decode(stored.value) }
+        let record = try stored.map { stored throws(IdempotencyError) in try Self.decode(stored) }
         let (change, result) = try step.decide(record, now)
         switch change {
         case .none: return (nil, result)
@@ -387,9 +387,13 @@ public final class IdempotencyStore: Sendable {
         }
     }
 
-    private static func decode(_ bytes: [UInt8]) throws(IdempotencyError) -> IdempotencyRecord {
-        guard Keyspace.type(of: bytes) != .string else { throw .wrongType }
-        do { return try RecordCodec.decode(bytes) } catch { throw .corruptRecord(error.description) }
+    private static func decode(_ stored: StoredValue) throws(IdempotencyError) -> IdempotencyRecord {
+        guard Keyspace.type(of: stored) != .string else { throw .wrongType }
+        do {
+            return try stored.withValue { bytes throws(RecordCodec.DecodingError) in try RecordCodec.decode(bytes) }
+        } catch {
+            throw .corruptRecord(error.description)
+        }
     }
 
     private static func checkLease(_ lease: Int64) throws(IdempotencyError) -> Int64 {

@@ -91,6 +91,10 @@ public enum Keyspace {
         value.first.flatMap(ValueType.init(rawValue:))
     }
 
+    public static func type(of stored: StoredValue) -> ValueType? {
+        stored.firstByte.flatMap(ValueType.init(rawValue:))
+    }
+
     public static func encodeString(_ bytes: [UInt8]) -> [UInt8] {
         encodeString(bytes[...])
     }
@@ -106,5 +110,10 @@ public enum Keyspace {
     /// The string in a stored value of type `.string`.
     public static func decodeString(_ value: [UInt8]) -> ArraySlice<UInt8> {
         value.dropFirst()
+    }
+
+    /// The string a stored value of type `.string` holds, copied once.
+    public static func decodeString(_ stored: StoredValue) -> [UInt8] {
+        stored.withValue { Array($0.dropFirst()) }
     }
 }

@@ -27,6 +27,31 @@ import Testing
         try reopened.close()
     }
 
+    /// A read's `StoredValue` is a view of the entry it found, from a
+    /// memtable or a table alike: every way of reading it agrees.
+    @Test func aStoredValueShowsItsEntry() async throws {
+        let store = SimulatedStore()
+        let engine = try store.open()
+        let expiry = store.clock.nowMilliseconds() + 60_000
+        try await engine.put("k", "value", expiresAt: expiry)
+        try await engine.put("empty", "")
+        let fromMemtable = try #require(try engine.get("k"))
+        #expect(fromMemtable.value == bytes("value"))
+        #expect(fromMemtable.withValue { Array($0) } == bytes("value"))
+        #expect(fromMemtable.firstByte == UInt8(ascii: "v"))
+        #expect(fromMemtable.expiresAt == expiry && fromMemtable.sequence == 1)
+        #expect(try engine.get("empty")?.firstByte == nil)
+        #expect(try engine.get("empty")?.expiresAt == nil)
+
+        try await engine.flush()
+        #expect(engine.statistics.memtableEntries == 0, "read from a table from here on")
+        let fromTable = try #require(try engine.get("k"))
+        #expect(fromTable == fromMemtable, "equal: same bytes, expiry and sequence")
+        try await engine.put("k", "value", expiresAt: expiry)
+        #expect(try engine.get("k") != fromMemtable, "the same bytes written again are another write")
+        try engine.close()
+    }
+
     @Test func closedEngineRefusesWrites() async throws {
         let store = SimulatedStore()
         let engine = try store.open()

@@ -1,10 +1,37 @@
 /// A value as stored: its bytes, expiry and the sequence number of the
 /// write that produced it.
+///
+/// A view of the engine's entry, not a copy of its bytes: most readers
+/// look at a type byte or decode in place (`withValue`); `value` copies,
+/// for those that keep the bytes.
 public struct StoredValue: Sendable, Equatable {
-    public var value: [UInt8]
+    /// Safe to share across threads: an entry is immutable once made (see
+    /// `VersionedEntry`), but as a `ManagedBuffer` it cannot say so itself.
+    private nonisolated(unsafe) let entry: VersionedEntry
+
+    init(_ entry: VersionedEntry) {
+        self.entry = entry
+    }
+
+    /// The bytes, as an array of their own.
+    public var value: [UInt8] { entry.value }
     /// Milliseconds since the Unix epoch; nil never expires.
-    public var expiresAt: Int64?
-    public var sequence: UInt64
+    public var expiresAt: Int64? { entry.expiresAt == 0 ? nil : entry.expiresAt }
+    public var sequence: UInt64 { entry.sequence }
+
+    /// The bytes without a copy, valid only inside `body`.
+    public func withValue<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result = entry.withValue { bytes in Result { () throws(E) -> R in try body(bytes) } }
+        return try result.get()
+    }
+
+    /// The first byte (a type tag, for layers that keep one), nil when empty.
+    public var firstByte: UInt8? { withValue { $0.first } }
+
+    public static func == (lhs: StoredValue, rhs: StoredValue) -> Bool {
+        lhs.sequence == rhs.sequence && lhs.expiresAt == rhs.expiresAt
+            && lhs.withValue { left in rhs.withValue { right in left.elementsEqual(right) } }
+    }
 }
 
 /// A read-modify-write that `Engine.apply` has applied: visible to
@@ -411,7 +438,7 @@ public final class Engine: Sendable {
     }
 
     private static func storedValue(_ entry: VersionedEntry) -> StoredValue {
-        StoredValue(value: entry.value, expiresAt: entry.expiresAt == 0 ? nil : entry.expiresAt, sequence: entry.sequence)
+        StoredValue(entry)
     }
 }
 

@@ -104,7 +104,7 @@ enum IdempotencyCommands {
             guard let current = value else { return .null }
             guard current.type == .idempotencyRecord else { return .wrongType }
             let record: IdempotencyRecord
-            do throws(IdempotencyError) { record = try IdempotencyStore.record(from: current.stored.value) } catch { return .idempotencyFailure(error) }
+            do throws(IdempotencyError) { record = try IdempotencyStore.record(from: current.stored) } catch { return .idempotencyFailure(error) }
             let now = server.now
             return .map([
                 (.bulk("state"), .bulk(record.state == .completed ? "completed" : "in_progress")),

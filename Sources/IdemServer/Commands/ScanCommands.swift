@@ -57,7 +57,7 @@ enum ScanCommands {
                     visited += 1
                     last = engineKey
                     let key = Keyspace.userKey(engineKey, namespace: namespace)
-                    let typeName = Keyspace.type(of: value.value).map { Array($0.name.utf8) } ?? []
+                    let typeName = Keyspace.type(of: value).map { Array($0.name.utf8) } ?? []
                     let typeMatches = wantedType.map { typeName == $0 } ?? true
                     if typeMatches && (wanted?.matches(key) ?? true) { keys.append(.bulkString(Array(key))) }
                     return visited < limit
