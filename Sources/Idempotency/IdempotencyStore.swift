@@ -113,6 +113,14 @@ public final class IdempotencyStore: Sendable {
         try decode(value)
     }
 
+    /// `record(from:)` for a value's bytes (a backup, a fuzzer's input).
+    public static func record(from bytes: [UInt8]) throws(IdempotencyError) -> IdempotencyRecord {
+        let decoded = bytes.withUnsafeBytes { bytes in
+            Result { () throws(IdempotencyError) -> IdempotencyRecord in try decode(bytes) }
+        }
+        return try decoded.get()
+    }
+
     /// The stored form of a record (a keyspace value of type `0x01`).
     public static func encode(_ record: IdempotencyRecord) -> [UInt8] {
         RecordCodec.encode(record)
@@ -388,12 +396,12 @@ public final class IdempotencyStore: Sendable {
     }
 
     private static func decode(_ stored: StoredValue) throws(IdempotencyError) -> IdempotencyRecord {
-        guard Keyspace.type(of: stored) != .string else { throw .wrongType }
-        do {
-            return try stored.withValue { bytes throws(RecordCodec.DecodingError) in try RecordCodec.decode(bytes) }
-        } catch {
-            throw .corruptRecord(error.description)
-        }
+        try stored.withValue { bytes throws(IdempotencyError) in try decode(bytes) }
+    }
+
+    private static func decode(_ bytes: UnsafeRawBufferPointer) throws(IdempotencyError) -> IdempotencyRecord {
+        guard bytes.first.flatMap(Keyspace.ValueType.init(rawValue:)) != .string else { throw .wrongType }
+        do { return try RecordCodec.decode(bytes) } catch { throw .corruptRecord(error.description) }
     }
 
     private static func checkLease(_ lease: Int64) throws(IdempotencyError) -> Int64 {
