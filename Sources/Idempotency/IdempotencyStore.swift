@@ -400,7 +400,7 @@ public final class IdempotencyStore: Sendable {
     }
 
     private static func decode(_ bytes: UnsafeRawBufferPointer) throws(IdempotencyError) -> IdempotencyRecord {
-        guard bytes.first.flatMap(Keyspace.ValueType.init(rawValue:)) != .string else { throw .wrongType }
+        guard Keyspace.type(of: bytes) != .string else { throw .wrongType }
         do { return try RecordCodec.decode(bytes) } catch { throw .corruptRecord(error.description) }
     }
 

@@ -87,12 +87,12 @@ public enum Keyspace {
 
     /// The type of a stored value; nil for an empty or unknown one (damage,
     /// or a newer format), which callers report instead of misreading.
-    public static func type(of value: [UInt8]) -> ValueType? {
+    public static func type(of value: UnsafeRawBufferPointer) -> ValueType? {
         value.first.flatMap(ValueType.init(rawValue:))
     }
 
     public static func type(of stored: StoredValue) -> ValueType? {
-        stored.firstByte.flatMap(ValueType.init(rawValue:))
+        stored.withValue { type(of: $0) }
     }
 
     public static func encodeString(_ bytes: [UInt8]) -> [UInt8] {
@@ -105,11 +105,6 @@ public enum Keyspace {
         value.append(ValueType.string.rawValue)
         value.append(contentsOf: bytes)
         return value
-    }
-
-    /// The string in a stored value of type `.string`.
-    public static func decodeString(_ value: [UInt8]) -> ArraySlice<UInt8> {
-        value.dropFirst()
     }
 
     /// The string a stored value of type `.string` holds, copied once.
