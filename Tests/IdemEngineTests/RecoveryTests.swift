@@ -109,6 +109,31 @@ import Testing
         #expect(doubledScan.damage == [.tornTail(offset: good.count)])
     }
 
+    /// A kill between a mapped segment's creation at full size and its
+    /// header's write leaves a newest segment of zeros: never written, so
+    /// removed like one too short for its header — not corruption. Zeros
+    /// after a written header are still a bad header.
+    @Test func aNewestSegmentOfZerosWasNeverWritten() async throws {
+        let store = SimulatedStore()
+        let engine = try store.open(.always)
+        try await engine.put("k", "v")
+        try engine.close()
+        let zeros = try store.fileSystem.openForAppending("/db/" + LogFormat.segmentName(99))
+        try zeros.append([UInt8](repeating: 0, count: 64 << 10)[...])
+        try zeros.sync()
+        zeros.close()
+
+        let reopened = try store.open(.always)
+        #expect(try reopened.get("k")?.value == bytes("v"))
+        #expect(!(try store.fileSystem.listDirectory("/db")).contains(LogFormat.segmentName(99)))
+        try reopened.close()
+
+        var damaged = [UInt8](repeating: 0, count: 64 << 10)
+        damaged[LogFormat.segmentHeaderSize] = 1
+        let scan = damaged.withUnsafeBytes { LogSegmentScan(bytes: $0, segmentNumber: 99, salvage: false) }
+        #expect(scan.damage == [.badHeader("bad magic")])
+    }
+
     /// Many writers, a power loss at a random moment, reboot: every write
     /// acknowledged before the power loss is there, batches are whole.
     @Test(arguments: [SimulatedFileSystem.CrashMode.dropUnsynced, .garbleUnsynced(seed: 99)])

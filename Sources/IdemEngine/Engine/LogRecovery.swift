@@ -5,7 +5,8 @@
 /// - Segments replay in number order; records within a segment in order.
 /// - A torn tail of the *newest* segment is an interrupted write: cut away
 ///   silently (counted in the report). A newest segment too short to hold
-///   its header was created but never written: removed.
+///   its header, or all zeros (created at full size, never written), was
+///   created but never written: removed.
 /// - Anything else that fails validation is corruption. `.strict` refuses
 ///   to open and names the file and offset; `.salvage` keeps every valid
 ///   record, reports each dropped range, and then rewrites the surviving

@@ -52,7 +52,10 @@ struct LogSegmentScan {
 
     /// Scans `bytes`, the contents of segment `number`.
     init(bytes: UnsafeRawBufferPointer, kind: LogFormat.Kind = .wal, segmentNumber number: UInt64, salvage: Bool) {
-        guard bytes.count >= LogFormat.segmentHeaderSize else {
+        // Created but never written: shorter than its header, or — a
+        // segment made at its full size and mapped — nothing but zeros (a
+        // kill between the file's creation and its header's write).
+        guard bytes.count >= LogFormat.segmentHeaderSize, !bytes.allSatisfy({ $0 == 0 }) else {
             damage.append(.missingHeader)
             return
         }
